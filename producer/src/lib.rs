@@ -1,0 +1,1 @@
+//! Publishes reviews to Kafka (see issue: producer).

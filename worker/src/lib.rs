@@ -1,0 +1,1 @@
+//! The stream worker and HTTP shim (see DESIGN.md).
