@@ -1,0 +1,270 @@
+//! BERT for sequence classification, one struct per module of Hugging Face's
+//! `modeling_bert.py`, with the same parameter paths, so that weights load by
+//! their HF names (`bert.encoder.layer.0.attention.self.query.weight`, ...).
+
+use tch::nn::{self, Module};
+use tch::{Kind, Tensor};
+
+use crate::config::{Activation, BertConfig};
+
+/// HF initialises weights with N(0, 0.02); only matters when training from scratch.
+const INIT_STD: f64 = 0.02;
+
+fn linear(p: nn::Path, in_dim: i64, out_dim: i64) -> nn::Linear {
+    let config = nn::LinearConfig {
+        ws_init: nn::Init::Randn { mean: 0.0, stdev: INIT_STD },
+        bs_init: Some(nn::Init::Const(0.0)),
+        bias: true,
+    };
+    nn::linear(p, in_dim, out_dim, config)
+}
+
+fn embedding(p: nn::Path, count: i64, dim: i64) -> nn::Embedding {
+    let config = nn::EmbeddingConfig { ws_init: nn::Init::Randn { mean: 0.0, stdev: INIT_STD }, ..Default::default() };
+    nn::embedding(p, count, dim, config)
+}
+
+fn layer_norm(p: nn::Path, c: &BertConfig) -> nn::LayerNorm {
+    let config = nn::LayerNormConfig { eps: c.layer_norm_eps, ..Default::default() };
+    nn::layer_norm(p / "LayerNorm", vec![c.hidden_size], config)
+}
+
+/// BertEmbeddings: word + position + token type (always type 0: one segment), LayerNorm, dropout.
+#[derive(Debug)]
+pub struct BertEmbeddings {
+    word_embeddings: nn::Embedding,
+    position_embeddings: nn::Embedding,
+    token_type_embeddings: nn::Embedding,
+    layer_norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl BertEmbeddings {
+    pub fn new(p: nn::Path, c: &BertConfig) -> Self {
+        Self {
+            word_embeddings: embedding(&p / "word_embeddings", c.vocab_size, c.hidden_size),
+            position_embeddings: embedding(&p / "position_embeddings", c.max_position_embeddings, c.hidden_size),
+            token_type_embeddings: embedding(&p / "token_type_embeddings", c.type_vocab_size, c.hidden_size),
+            layer_norm: layer_norm(p, c),
+            dropout: c.hidden_dropout_prob,
+        }
+    }
+
+    pub fn forward_t(&self, input_ids: &Tensor, train: bool) -> Tensor {
+        let seq_len = input_ids.size()[1];
+        let positions = Tensor::arange(seq_len, (Kind::Int64, input_ids.device()));
+        let embeddings = self.word_embeddings.forward(input_ids)
+            + self.position_embeddings.forward(&positions)
+            + self.token_type_embeddings.ws.get(0);
+        self.layer_norm.forward(&embeddings).dropout(self.dropout, train)
+    }
+}
+
+/// BertSelfAttention (`attention.self`): scaled dot-product attention over the unpadded keys.
+#[derive(Debug)]
+pub struct BertSelfAttention {
+    query: nn::Linear,
+    key: nn::Linear,
+    value: nn::Linear,
+    heads: i64,
+    head_dim: i64,
+    dropout: f64,
+}
+
+impl BertSelfAttention {
+    pub fn new(p: nn::Path, c: &BertConfig) -> Self {
+        Self {
+            query: linear(&p / "query", c.hidden_size, c.hidden_size),
+            key: linear(&p / "key", c.hidden_size, c.hidden_size),
+            value: linear(&p / "value", c.hidden_size, c.hidden_size),
+            heads: c.num_attention_heads,
+            head_dim: c.head_dim(),
+            dropout: c.attention_probs_dropout_prob,
+        }
+    }
+
+    /// `mask`: boolean `[batch, 1, 1, seq]`, true where a key may be attended to.
+    pub fn forward_t(&self, hidden: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let (batch, seq, width) = hidden.size3().expect("hidden states are [batch, seq, width]");
+        let heads = |x: Tensor| x.view([batch, seq, self.heads, self.head_dim]).transpose(1, 2);
+        let context = Tensor::scaled_dot_product_attention(
+            &heads(self.query.forward(hidden)),
+            &heads(self.key.forward(hidden)),
+            &heads(self.value.forward(hidden)),
+            Some(mask),
+            if train { self.dropout } else { 0.0 },
+            false,
+            None,
+            false,
+        );
+        context.transpose(1, 2).contiguous().view([batch, seq, width])
+    }
+}
+
+/// BertSelfOutput and BertOutput share a shape: dense, dropout, residual, LayerNorm.
+#[derive(Debug)]
+pub struct BertResidualOutput {
+    dense: nn::Linear,
+    layer_norm: nn::LayerNorm,
+    dropout: f64,
+}
+
+impl BertResidualOutput {
+    pub fn new(p: nn::Path, in_dim: i64, c: &BertConfig) -> Self {
+        Self { dense: linear(&p / "dense", in_dim, c.hidden_size), layer_norm: layer_norm(p, c), dropout: c.hidden_dropout_prob }
+    }
+
+    pub fn forward_t(&self, hidden: &Tensor, residual: &Tensor, train: bool) -> Tensor {
+        self.layer_norm.forward(&(self.dense.forward(hidden).dropout(self.dropout, train) + residual))
+    }
+}
+
+/// BertAttention: `self` then `output`.
+#[derive(Debug)]
+pub struct BertAttention {
+    self_attention: BertSelfAttention,
+    output: BertResidualOutput,
+}
+
+impl BertAttention {
+    pub fn new(p: nn::Path, c: &BertConfig) -> Self {
+        Self {
+            self_attention: BertSelfAttention::new(&p / "self", c),
+            output: BertResidualOutput::new(&p / "output", c.hidden_size, c),
+        }
+    }
+
+    pub fn forward_t(&self, hidden: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        self.output.forward_t(&self.self_attention.forward_t(hidden, mask, train), hidden, train)
+    }
+}
+
+/// BertIntermediate: dense then the activation.
+#[derive(Debug)]
+pub struct BertIntermediate {
+    dense: nn::Linear,
+    activation: Activation,
+}
+
+impl BertIntermediate {
+    pub fn new(p: nn::Path, c: &BertConfig, activation: Activation) -> Self {
+        Self { dense: linear(&p / "dense", c.hidden_size, c.intermediate_size), activation }
+    }
+
+    pub fn forward(&self, hidden: &Tensor) -> Tensor {
+        let x = self.dense.forward(hidden);
+        match self.activation {
+            Activation::Gelu => x.gelu("none"),
+            Activation::GeluTanh => x.gelu("tanh"),
+            Activation::Relu => x.relu(),
+            Activation::Silu => x.silu(),
+        }
+    }
+}
+
+/// BertLayer: attention, intermediate, output.
+#[derive(Debug)]
+pub struct BertLayer {
+    attention: BertAttention,
+    intermediate: BertIntermediate,
+    output: BertResidualOutput,
+}
+
+impl BertLayer {
+    pub fn new(p: nn::Path, c: &BertConfig, activation: Activation) -> Self {
+        Self {
+            attention: BertAttention::new(&p / "attention", c),
+            intermediate: BertIntermediate::new(&p / "intermediate", c, activation),
+            output: BertResidualOutput::new(&p / "output", c.intermediate_size, c),
+        }
+    }
+
+    pub fn forward_t(&self, hidden: &Tensor, mask: &Tensor, train: bool) -> Tensor {
+        let attended = self.attention.forward_t(hidden, mask, train);
+        self.output.forward_t(&self.intermediate.forward(&attended), &attended, train)
+    }
+}
+
+/// BertEncoder: `layer.0` .. `layer.N-1`.
+#[derive(Debug)]
+pub struct BertEncoder {
+    layers: Vec<BertLayer>,
+}
+
+impl BertEncoder {
+    pub fn new(p: nn::Path, c: &BertConfig, activation: Activation) -> Self {
+        let p = p / "layer";
+        Self { layers: (0..c.num_hidden_layers).map(|i| BertLayer::new(&p / i, c, activation)).collect() }
+    }
+
+    pub fn forward_t(&self, hidden: Tensor, mask: &Tensor, train: bool) -> Tensor {
+        self.layers.iter().fold(hidden, |h, layer| layer.forward_t(&h, mask, train))
+    }
+}
+
+/// BertPooler: dense + tanh on the `[CLS]` position.
+#[derive(Debug)]
+pub struct BertPooler {
+    dense: nn::Linear,
+}
+
+impl BertPooler {
+    pub fn new(p: nn::Path, c: &BertConfig) -> Self {
+        Self { dense: linear(&p / "dense", c.hidden_size, c.hidden_size) }
+    }
+
+    pub fn forward(&self, hidden: &Tensor) -> Tensor {
+        self.dense.forward(&hidden.select(1, 0)).tanh()
+    }
+}
+
+/// BertModel: embeddings, encoder, pooler.
+#[derive(Debug)]
+pub struct BertModel {
+    pub embeddings: BertEmbeddings,
+    pub encoder: BertEncoder,
+    pub pooler: BertPooler,
+}
+
+impl BertModel {
+    pub fn new(p: nn::Path, c: &BertConfig, activation: Activation) -> Self {
+        Self {
+            embeddings: BertEmbeddings::new(&p / "embeddings", c),
+            encoder: BertEncoder::new(&p / "encoder", c, activation),
+            pooler: BertPooler::new(&p / "pooler", c),
+        }
+    }
+
+    /// Returns the sequence output `[batch, seq, hidden]`; `attention_mask` is 1 for tokens, 0 for padding.
+    pub fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
+        let mask = attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1);
+        self.encoder.forward_t(self.embeddings.forward_t(input_ids, train), &mask, train)
+    }
+}
+
+/// BertForSequenceClassification: `bert`, dropout, `classifier`.
+#[derive(Debug)]
+pub struct BertForSequenceClassification {
+    pub bert: BertModel,
+    classifier: nn::Linear,
+    dropout: f64,
+}
+
+impl BertForSequenceClassification {
+    /// Builds the module tree under `p`; `c.labels()` fixes the number of classes.
+    pub fn new(p: &nn::Path, c: &BertConfig, num_labels: i64) -> crate::Result<Self> {
+        let activation = c.activation()?;
+        Ok(Self {
+            bert: BertModel::new(p / "bert", c, activation),
+            classifier: linear(p / "classifier", c.hidden_size, num_labels),
+            dropout: c.classifier_dropout.unwrap_or(c.hidden_dropout_prob),
+        })
+    }
+
+    /// Logits `[batch, labels]`.
+    pub fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
+        let sequence = self.bert.forward_t(input_ids, attention_mask, train);
+        let pooled = self.bert.pooler.forward(&sequence);
+        self.classifier.forward(&pooled.dropout(self.dropout, train))
+    }
+}

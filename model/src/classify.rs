@@ -1,0 +1,116 @@
+//! Inference: a loaded classifier predicts padded batches under `no_grad`
+//! with frozen weights, in fp32, or fp16 on CUDA.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use tch::nn::VarStore;
+use tch::{Device, Kind, Tensor};
+
+use crate::bert::BertForSequenceClassification;
+use crate::device::DeviceSpec;
+use crate::dir::{load_weights, ModelDir};
+use crate::error::{ModelError, Result};
+use crate::tokenize::{EncodedBatch, TextEncoder};
+
+/// How to load a classifier.
+#[derive(Debug, Clone, Default)]
+pub struct LoadOptions {
+    pub device: DeviceSpec,
+    /// Half precision weights and activations (CUDA only).
+    pub fp16: bool,
+    /// Overrides the directory's max sequence length (capped by the position table).
+    pub max_seq_len: Option<usize>,
+}
+
+/// One text's result: the best label, its probability, and every label's probability in label order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Prediction {
+    pub index: usize,
+    pub label: String,
+    pub score: f32,
+    pub scores: Vec<f32>,
+}
+
+pub struct Classifier {
+    // Owns the weights the model's modules point into.
+    _vs: VarStore,
+    model: BertForSequenceClassification,
+    encoder: Arc<TextEncoder>,
+    labels: Vec<String>,
+    model_id: String,
+    device: Device,
+}
+
+impl Classifier {
+    pub fn load(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<Self> {
+        let dir = ModelDir::open(dir)?;
+        let device = options.device.resolve()?;
+        if options.fp16 && device == Device::Cpu {
+            return Err(ModelError::HalfOnCpu);
+        }
+        let labels = dir.config.labels()?;
+        if labels.is_empty() {
+            return Err(ModelError::BadConfig("id2label is empty: this checkpoint has no classifier head".into()));
+        }
+        let mut vs = VarStore::new(device);
+        let model = BertForSequenceClassification::new(&vs.root(), &dir.config, labels.len() as i64)?;
+        load_weights(&mut vs, &dir.weights_path(), &[])?;
+        vs.freeze();
+        if options.fp16 {
+            vs.half();
+        }
+        let positions = usize::try_from(dir.config.max_position_embeddings).unwrap_or(0);
+        let max_len = options.max_seq_len.map_or(dir.max_seq_len(), |m| m.min(positions));
+        Ok(Self { encoder: Arc::new(dir.encoder(max_len)?), model_id: dir.model_id()?, _vs: vs, model, labels, device })
+    }
+
+    pub fn labels(&self) -> &[String] {
+        &self.labels
+    }
+
+    pub fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    pub fn device(&self) -> Device {
+        self.device
+    }
+
+    pub fn encoder(&self) -> &Arc<TextEncoder> {
+        &self.encoder
+    }
+
+    /// Logits `[rows, labels]` as f32 on the CPU.
+    pub fn logits(&self, batch: &EncodedBatch) -> Result<Tensor> {
+        let shape = [batch.rows as i64, batch.seq_len as i64];
+        let _guard = tch::no_grad_guard();
+        let ids = Tensor::from_slice(&batch.ids).view(shape).to_device(self.device);
+        let mask = Tensor::from_slice(&batch.mask).view(shape).to_device(self.device);
+        let logits = self.model.forward_t(&ids, &mask, false);
+        Ok(logits.to_kind(Kind::Float).to_device(Device::Cpu))
+    }
+
+    pub fn predict_batch(&self, batch: &EncodedBatch) -> Result<Vec<Prediction>> {
+        if batch.rows == 0 {
+            return Ok(Vec::new());
+        }
+        let probabilities = self.logits(batch)?.softmax(-1, Kind::Float).contiguous().view(-1);
+        let flat = Vec::<f32>::try_from(&probabilities)?;
+        Ok(flat.chunks(self.labels.len()).map(|scores| self.prediction(scores.to_vec())).collect())
+    }
+
+    pub fn predict(&self, texts: &[&str]) -> Result<Vec<Prediction>> {
+        let batch = self.encoder.batch(&self.encoder.encode_all(texts)?);
+        self.predict_batch(&batch)
+    }
+
+    fn prediction(&self, scores: Vec<f32>) -> Prediction {
+        let (index, score) = scores
+            .iter()
+            .copied()
+            .enumerate()
+            .fold((0, f32::NEG_INFINITY), |best, (i, s)| if s > best.1 { (i, s) } else { best });
+        Prediction { index, label: self.labels[index].clone(), score, scores }
+    }
+}

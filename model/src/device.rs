@@ -1,0 +1,52 @@
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::{ModelError, Result};
+
+/// Where the model runs: `auto` (the first CUDA device if any, else CPU), `cpu`, `cuda` or `cuda:N`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DeviceSpec {
+    #[default]
+    Auto,
+    Cpu,
+    Cuda(usize),
+}
+
+impl FromStr for DeviceSpec {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "auto" => Ok(Self::Auto),
+            "cpu" => Ok(Self::Cpu),
+            "cuda" | "gpu" => Ok(Self::Cuda(0)),
+            other => other
+                .strip_prefix("cuda:")
+                .and_then(|n| n.parse().ok())
+                .map(Self::Cuda)
+                .ok_or_else(|| ModelError::BadDevice(s.into())),
+        }
+    }
+}
+
+impl fmt::Display for DeviceSpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Auto => f.write_str("auto"),
+            Self::Cpu => f.write_str("cpu"),
+            Self::Cuda(n) => write!(f, "cuda:{n}"),
+        }
+    }
+}
+
+impl DeviceSpec {
+    /// The torch device, checked to exist.
+    pub fn resolve(self) -> Result<tch::Device> {
+        match self {
+            Self::Auto => Ok(tch::Device::cuda_if_available()),
+            Self::Cpu => Ok(tch::Device::Cpu),
+            Self::Cuda(n) if n < tch::Cuda::device_count() as usize => Ok(tch::Device::Cuda(n)),
+            Self::Cuda(_) => Err(ModelError::DeviceUnavailable(self.to_string())),
+        }
+    }
+}

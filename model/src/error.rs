@@ -1,0 +1,41 @@
+use std::path::PathBuf;
+
+/// Everything that can go wrong loading or running a model; each names what it is about.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("model directory {dir}: missing {what}")]
+    MissingFile { dir: PathBuf, what: String },
+    #[error("{path}: {message}")]
+    BadFile { path: PathBuf, message: String },
+    #[error("config.json: unknown activation `{0}` (supported: gelu, gelu_new, gelu_pytorch_tanh, relu, silu)")]
+    UnknownActivation(String),
+    #[error("config.json: {0}")]
+    BadConfig(String),
+    #[error("{file}: tensor `{name}` is missing")]
+    MissingTensor { file: PathBuf, name: String },
+    #[error("{file}: tensor `{name}` has shape {found:?}, expected {expected:?}")]
+    ShapeMismatch { file: PathBuf, name: String, expected: Vec<i64>, found: Vec<i64> },
+    #[error("tokenizer: {0}")]
+    Tokenizer(String),
+    #[error("device `{0}`: expected auto, cpu, cuda or cuda:N")]
+    BadDevice(String),
+    #[error("device `{0}` is not available (no CUDA device found)")]
+    DeviceUnavailable(String),
+    #[error("fp16 needs a CUDA device")]
+    HalfOnCpu,
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+    #[error("the model thread has stopped")]
+    ThreadGone,
+}
+
+impl ModelError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| ModelError::Io { path, source }
+    }
+}
+
+pub type Result<T, E = ModelError> = std::result::Result<T, E>;

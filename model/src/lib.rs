@@ -1,0 +1,24 @@
+//! BERT for sequence classification on tch, loading and writing the model
+//! directory that Hugging Face transformers reads too (DESIGN.md).
+//!
+//! - [`bert`]: the module tree, mirroring `modeling_bert.py` so weights load by name;
+//! - [`dir`]: the model directory, weights in and out, the model id;
+//! - [`tokenize`]: BERT tokenization and dynamic padding;
+//! - [`classify`]: inference; [`handle`]: the model on a thread of its own.
+
+pub mod bert;
+pub mod classify;
+pub mod config;
+pub mod device;
+pub mod dir;
+pub mod error;
+pub mod handle;
+pub mod tokenize;
+
+pub use classify::{Classifier, LoadOptions, Prediction};
+pub use config::BertConfig;
+pub use device::DeviceSpec;
+pub use dir::ModelDir;
+pub use error::{ModelError, Result};
+pub use handle::{ClassifierHandle, ModelInfo};
+pub use tokenize::{EncodedBatch, TextEncoder};

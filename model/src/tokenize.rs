@@ -1,0 +1,139 @@
+//! Tokenization as BERT does it, with the `tokenizers` crate: the BERT
+//! normalizer (clean text, one token per CJK character, lower-casing as
+//! configured), WordPiece, `[CLS] ... [SEP]`, truncation to the max length.
+
+use std::path::Path;
+
+use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
+use tokenizers::models::wordpiece::WordPiece;
+use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
+use tokenizers::processors::bert::BertProcessing;
+use tokenizers::{Model as _, Tokenizer, TruncationParams};
+
+use crate::error::{ModelError, Result};
+
+/// Turns texts into token ids. Cheap to share (`Arc`) and safe to call from
+/// any thread, so tokenizing the next batch can overlap the model.
+#[derive(Clone)]
+pub struct TextEncoder {
+    tokenizer: Tokenizer,
+    max_len: usize,
+    pad_id: i64,
+}
+
+fn tok_err(e: impl std::fmt::Display) -> ModelError {
+    ModelError::Tokenizer(e.to_string())
+}
+
+impl TextEncoder {
+    /// From an HF `tokenizer.json`.
+    pub fn from_tokenizer_json(path: &Path, max_len: usize) -> Result<Self> {
+        let tokenizer = Tokenizer::from_file(path)
+            .map_err(|e| ModelError::BadFile { path: path.into(), message: e.to_string() })?;
+        Self::new(tokenizer, max_len)
+    }
+
+    /// From a WordPiece `vocab.txt`, built the way `BertTokenizerFast` builds it.
+    pub fn from_vocab(path: &Path, lowercase: bool, max_len: usize) -> Result<Self> {
+        let path_str = path.to_str().ok_or_else(|| tok_err("vocab path is not UTF-8"))?;
+        let model = WordPiece::from_file(path_str)
+            .unk_token("[UNK]".into())
+            .build()
+            .map_err(|e| ModelError::BadFile { path: path.into(), message: e.to_string() })?;
+        let id = |token: &str| {
+            model.token_to_id(token).ok_or_else(|| ModelError::BadFile {
+                path: path.into(),
+                message: format!("vocabulary has no `{token}` token"),
+            })
+        };
+        let (cls, sep) = (id("[CLS]")?, id("[SEP]")?);
+        id("[PAD]")?;
+        let mut tokenizer = Tokenizer::new(model);
+        tokenizer
+            .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+            .with_pre_tokenizer(Some(BertPreTokenizer))
+            .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))))
+            .with_decoder(Some(WordPieceDecoder::default()));
+        Self::new(tokenizer, max_len)
+    }
+
+    fn new(mut tokenizer: Tokenizer, max_len: usize) -> Result<Self> {
+        if max_len < 3 {
+            return Err(tok_err(format!("max sequence length {max_len} leaves no room for text")));
+        }
+        tokenizer
+            .with_truncation(Some(TruncationParams { max_length: max_len, ..Default::default() }))
+            .map_err(tok_err)?
+            .with_padding(None);
+        let pad_id = tokenizer.token_to_id("[PAD]").ok_or_else(|| tok_err("vocabulary has no [PAD] token"))?;
+        Ok(Self { tokenizer, max_len, pad_id: pad_id.into() })
+    }
+
+    pub fn max_len(&self) -> usize {
+        self.max_len
+    }
+
+    pub fn pad_id(&self) -> i64 {
+        self.pad_id
+    }
+
+    pub fn vocab_size(&self) -> usize {
+        self.tokenizer.get_vocab_size(true)
+    }
+
+    pub fn tokenizer(&self) -> &Tokenizer {
+        &self.tokenizer
+    }
+
+    /// Token ids of one text, `[CLS]` and `[SEP]` included, truncated to the max length.
+    pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
+        let encoding = self.tokenizer.encode_fast(text, true).map_err(tok_err)?;
+        Ok(encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
+    }
+
+    /// Token ids of many texts, in order.
+    pub fn encode_all(&self, texts: &[&str]) -> Result<Vec<Vec<i64>>> {
+        texts.iter().map(|t| self.encode(t)).collect()
+    }
+
+    /// Pads token id sequences into one batch.
+    pub fn batch(&self, sequences: &[Vec<i64>]) -> EncodedBatch {
+        EncodedBatch::pad(sequences, self.pad_id)
+    }
+
+    /// Writes `tokenizer.json`.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.tokenizer.save(path, true).map_err(tok_err)
+    }
+}
+
+/// A padded batch: `ids` and `mask` are `rows x seq_len`, row-major.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EncodedBatch {
+    pub ids: Vec<i64>,
+    pub mask: Vec<i64>,
+    pub rows: usize,
+    pub seq_len: usize,
+}
+
+impl EncodedBatch {
+    /// Pads to the longest sequence (dynamic padding).
+    pub fn pad(sequences: &[Vec<i64>], pad_id: i64) -> Self {
+        let rows = sequences.len();
+        let seq_len = sequences.iter().map(Vec::len).max().unwrap_or(0);
+        let mut ids = vec![pad_id; rows * seq_len];
+        let mut mask = vec![0; rows * seq_len];
+        for (row, seq) in sequences.iter().enumerate() {
+            let start = row * seq_len;
+            ids[start..start + seq.len()].copy_from_slice(seq);
+            mask[start..start + seq.len()].fill(1);
+        }
+        Self { ids, mask, rows, seq_len }
+    }
+
+    /// Tokens in the batch once padded (the cost the model pays).
+    pub fn padded_tokens(&self) -> usize {
+        self.rows * self.seq_len
+    }
+}
