@@ -106,7 +106,17 @@ mod tests {
     fn flags_are_consistent_and_documented() {
         Args::command().debug_assert();
         let help = Args::command().render_long_help().to_string();
-        for flag in ["--brokers", "--topic", "--format", "--id-column", "--text-column", "--rate", "--repeat", "--limit", "--strict"] {
+        for flag in [
+            "--brokers",
+            "--topic",
+            "--format",
+            "--id-column",
+            "--text-column",
+            "--rate",
+            "--repeat",
+            "--limit",
+            "--strict",
+        ] {
             assert!(help.contains(flag), "{flag} missing from --help");
         }
         assert!(help.contains("KAFKA_BROKERS") && help.contains("INPUT_TOPIC") && help.contains("[default: reviews]"));

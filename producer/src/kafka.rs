@@ -96,14 +96,13 @@ pub async fn check_topic(producer: &FutureProducer, brokers: &str, topic: &str) 
                 .map_err(|e| ProduceError::Kafka(format!("cannot reach the brokers at {brokers}: {e}")))?;
             let Some(found) = metadata.topics().iter().find(|t| t.name() == topic) else { continue };
             match found.error().map(RDKafkaErrorCode::from) {
+                // Being created: it will have a leader in a moment.
+                None | Some(RDKafkaErrorCode::LeaderNotAvailable) => return Ok(found.partitions().len()),
                 Some(RDKafkaErrorCode::UnknownTopicOrPartition) if attempt < 4 => {
                     std::thread::sleep(Duration::from_millis(500))
                 }
                 Some(RDKafkaErrorCode::UnknownTopicOrPartition) => break,
-                Some(RDKafkaErrorCode::TopicAuthorizationFailed) => {
-                    return Err(ProduceError::Kafka(format!("not authorized to write to topic `{topic}`")))
-                }
-                _ => return Ok(found.partitions().len()),
+                Some(code) => return Err(ProduceError::Kafka(format!("cannot publish to topic `{topic}`: {code}"))),
             }
         }
         Err(ProduceError::Kafka(format!(
@@ -145,7 +144,9 @@ mod tests {
     #[test]
     fn secrets_are_redacted() {
         let options = vars(&[("sasl.password", "hunter2"), ("sasl.username", "alice"), ("ssl.key.password", "k3y")]);
-        assert!(is_secret("sasl.password") && is_secret("sasl.oauthbearer.client.secret") && !is_secret("sasl.username"));
+        assert!(
+            is_secret("sasl.password") && is_secret("sasl.oauthbearer.client.secret") && !is_secret("sasl.username")
+        );
         let text = redact("Invalid value \"hunter2\" for sasl.password; k3y; user alice", &options);
         assert_eq!(text, "Invalid value \"***\" for sasl.password; ***; user alice");
     }

@@ -77,7 +77,9 @@ pub async fn run(args: Args) -> Result<Summary, ProduceError> {
         Some(Stop::BadLine) => eprintln!("bertstream-produce: stopped at the first bad line (--strict)"),
         Some(Stop::Fatal(message)) => eprintln!("bertstream-produce: error: {message}"),
         Some(Stop::Interrupted) => eprintln!("bertstream-produce: interrupted"),
-        None if summary.tally.failed > 0 => eprintln!("bertstream-produce: {} messages were not delivered", summary.tally.failed),
+        None if summary.tally.failed > 0 => {
+            eprintln!("bertstream-produce: {} messages were not delivered", summary.tally.failed)
+        }
         None => {}
     }
     Ok(summary)
@@ -163,7 +165,9 @@ mod tests {
 
     #[test]
     fn exit_codes() {
-        let code = |failed, stopped| Summary { tally: Tally { failed, stopped, ..Tally::default() }, elapsed: Duration::ZERO }.exit_code();
+        let code = |failed, stopped| {
+            Summary { tally: Tally { failed, stopped, ..Tally::default() }, elapsed: Duration::ZERO }.exit_code()
+        };
         assert_eq!(code(0, None), 0);
         assert_eq!(code(1, None), 1);
         assert_eq!(code(0, Some(Stop::BadLine)), 1);

@@ -2,17 +2,24 @@
 //! Everything lives in the library; this only parses flags, sets up logging
 //! and turns the outcome into an exit code.
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
-use clap::Parser;
 use bertstream_producer::cli::Args;
+use clap::Parser;
 
 fn main() -> ExitCode {
     let args = Args::parse();
-    // Logs go to stderr, quiet by default (RUST_LOG=debug shows the Kafka settings used).
+    // Logs go to stderr, quiet by default (RUST_LOG=debug shows the Kafka settings
+    // used). librdkafka's warnings are mostly retries it recovers from; its errors
+    // (a broker refusing connections, failed authentication) are worth seeing.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,librdkafka=error,rdkafka=error"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .init();
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,

@@ -15,6 +15,7 @@ const REFRESH: Duration = Duration::from_millis(200);
 
 /// What the bar measures: with --limit the message count is known, for files
 /// their size; from stdin neither is, and it shows counts without an ETA.
+/// The position is messages queued in the first case, input bytes otherwise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Mode {
     Messages,
@@ -34,9 +35,17 @@ pub struct Progress {
 impl Progress {
     pub fn new(total_bytes: Option<u64>, limit: Option<u64>) -> Self {
         let (mode, len, template) = match (limit, total_bytes) {
-            (Some(n), _) => (Mode::Messages, Some(n), "{spinner} {elapsed_precise} [{wide_bar}] {human_pos}/{human_len} msgs · {msg} · ETA {eta}"),
-            (None, Some(n)) => (Mode::Bytes, Some(n), "{spinner} {elapsed_precise} [{wide_bar}] {bytes}/{total_bytes} · {msg} · ETA {eta}"),
-            (None, None) => (Mode::Open, None, "{spinner} {elapsed_precise} {msg}"),
+            (Some(n), _) => (
+                Mode::Messages,
+                Some(n),
+                "{spinner} {elapsed_precise} [{bar:24}] {human_pos}/{human_len} msgs · {msg} · ETA {eta}",
+            ),
+            (None, Some(n)) => (
+                Mode::Bytes,
+                Some(n),
+                "{spinner} {elapsed_precise} [{bar:24}] {bytes}/{total_bytes} · {msg} · ETA {eta}",
+            ),
+            (None, None) => (Mode::Open, None, "{spinner} {elapsed_precise} {bytes} read · {msg}"),
         };
         let bar = if std::io::stderr().is_terminal() {
             let bar = ProgressBar::with_draw_target(len, ProgressDrawTarget::stderr());
@@ -48,6 +57,7 @@ impl Progress {
         if let Ok(style) = ProgressStyle::with_template(template) {
             bar.set_style(style.progress_chars("=> "));
         }
+        bar.set_message("starting");
         let now = Instant::now();
         Progress { bar, mode, started: now, last_refresh: now, read_bytes: 0, queued: 0 }
     }
@@ -58,8 +68,7 @@ impl Progress {
         self.queued += u64::from(queued);
         match self.mode {
             Mode::Messages => self.bar.set_position(self.queued),
-            Mode::Bytes => self.bar.set_position(self.read_bytes),
-            Mode::Open => {}
+            Mode::Bytes | Mode::Open => self.bar.set_position(self.read_bytes),
         }
     }
 
@@ -85,7 +94,7 @@ impl Progress {
         }
         self.last_refresh = Instant::now();
         let rate = tally.sent as f64 / self.started.elapsed().as_secs_f64().max(1e-3);
-        let mut msg = format!("{} delivered · {rate:.0}/s · {} read", tally.sent, HumanBytes(self.read_bytes));
+        let mut msg = format!("{} sent · {rate:.0}/s", tally.sent);
         if tally.failed > 0 {
             msg.push_str(&format!(" · {} failed", tally.failed));
         }
@@ -105,7 +114,7 @@ pub fn summary(tally: &Tally, elapsed: Duration) -> String {
     let secs = elapsed.as_secs_f64();
     let rate = if secs > 0.0 { tally.sent as f64 / secs } else { 0.0 };
     format!(
-        "sent {}, failed {}, skipped {} in {secs:.1}s ({rate:.0} msg/s, {})",
+        "sent {}, failed {}, skipped {} in {secs:.2}s ({rate:.0} msg/s, {})",
         tally.sent,
         tally.failed,
         tally.skipped,
@@ -120,7 +129,10 @@ mod tests {
     #[test]
     fn summary_names_every_count() {
         let tally = Tally { sent: 600, failed: 2, skipped: 3, payload_bytes: 2048, stopped: None };
-        assert_eq!(summary(&tally, Duration::from_secs(3)), "sent 600, failed 2, skipped 3 in 3.0s (200 msg/s, 2.00 KiB)");
+        assert_eq!(
+            summary(&tally, Duration::from_secs(3)),
+            "sent 600, failed 2, skipped 3 in 3.00s (200 msg/s, 2.00 KiB)"
+        );
     }
 
     #[test]

@@ -12,9 +12,17 @@ use crate::input::{Columns, Entry, Input};
 /// What the sender receives.
 #[derive(Debug)]
 pub enum Item {
-    Review { review: ReviewV1, bytes: u64 },
+    Review {
+        review: ReviewV1,
+        bytes: u64,
+    },
     /// `at` is `file:line`. `report` is false for a line already reported in an earlier pass.
-    Bad { at: String, reason: String, bytes: u64, report: bool },
+    Bad {
+        at: String,
+        reason: String,
+        bytes: u64,
+        report: bool,
+    },
     /// The run cannot go on (an unreadable file, a missing column).
     Fatal(String),
 }
@@ -138,7 +146,10 @@ mod tests {
     #[test]
     fn limit_counts_messages_across_repeats() {
         let dir = tempfile::tempdir().expect("dir");
-        assert_eq!(run(plan(&dir, &[("a.txt", "x\ny\n")], 3, Some(5), false)), ["a:1", "a:2", "a:1#2", "a:2#2", "a:1#3"]);
+        assert_eq!(
+            run(plan(&dir, &[("a.txt", "x\ny\n")], 3, Some(5), false)),
+            ["a:1", "a:2", "a:1#2", "a:2#2", "a:1#3"]
+        );
         assert!(run(plan(&dir, &[("a.txt", "x\n")], 1, Some(0), false)).is_empty());
     }
 

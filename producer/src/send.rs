@@ -5,8 +5,8 @@
 
 use std::sync::Arc;
 
-use futures::stream::{FuturesUnordered, StreamExt};
 use futures::future::BoxFuture;
+use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use governor::DefaultDirectRateLimiter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -112,7 +112,14 @@ impl Sender<'_> {
 
     /// Hands one message to librdkafka, waiting for room when its queue or
     /// our in-flight window is full.
-    async fn enqueue(&self, id: &str, payload: &[u8], in_flight: &mut InFlight, tally: &mut Tally, progress: &Progress) {
+    async fn enqueue(
+        &self,
+        id: &str,
+        payload: &[u8],
+        in_flight: &mut InFlight,
+        tally: &mut Tally,
+        progress: &Progress,
+    ) {
         loop {
             let message = FutureRecord::to(self.topic).key(id).payload(payload);
             match self.producer.send_result(message) {

@@ -76,7 +76,13 @@ impl CsvEntries {
         for (i, field) in self.record.iter().enumerate() {
             match std::str::from_utf8(field) {
                 Ok(field) => fields.push(field),
-                Err(e) => return Ok(Some(Entry::Bad { line, bytes, reason: format!("column {} is not valid UTF-8: {e}", i + 1) })),
+                Err(e) => {
+                    return Ok(Some(Entry::Bad {
+                        line,
+                        bytes,
+                        reason: format!("column {} is not valid UTF-8: {e}", i + 1),
+                    }))
+                }
             }
         }
         let Some(header) = &self.header else { return Ok(None) };
@@ -118,7 +124,10 @@ mod tests {
         let entries = read("reviews.csv", Format::Csv, Columns::default(), data);
         assert_eq!(summarize(&entries), ["2 r-1 好,很好", "4 r-2 says \"hi\"\nover two lines", "6 reviews:6 no id"]);
         let Ok(Entry::Review { review, .. }) = &entries[0] else { panic!("{entries:?}") };
-        assert_eq!(serde_json::to_value(review).expect("json"), json!({"id": "r-1", "text": "好,很好", "label": "1", "source": "jd"}));
+        assert_eq!(
+            serde_json::to_value(review).expect("json"),
+            json!({"id": "r-1", "text": "好,很好", "label": "1", "source": "jd"})
+        );
     }
 
     #[test]

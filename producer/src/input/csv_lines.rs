@@ -58,32 +58,33 @@ impl Normalized {
         let tracker = Tracker::default();
         (Normalized { inner, pending_cr: false, tracker: tracker.clone() }, tracker)
     }
+}
 
-    /// Copies `input` to `out` without the `\r` of each `\r\n`; returns (consumed, written).
-    fn convert(&mut self, input: &[u8], out: &mut [u8]) -> (usize, usize) {
-        let (mut used, mut n) = (0, 0);
-        if std::mem::take(&mut self.pending_cr) && input.first() != Some(&b'\n') {
-            out[0] = b'\r';
-            n = 1;
-        }
-        while used < input.len() && n < out.len() {
-            let byte = input[used];
-            used += 1;
-            if byte == b'\r' {
-                match input.get(used) {
-                    Some(b'\n') => continue,
-                    None => {
-                        self.pending_cr = true;
-                        continue;
-                    }
-                    Some(_) => {}
-                }
-            }
-            out[n] = byte;
-            n += 1;
-        }
-        (used, n)
+/// Copies `input` to `out` without the `\r` of each `\r\n`; returns (consumed, written).
+/// A `\r` that ends `input` is held back in `pending_cr` until the next byte is known.
+fn convert(input: &[u8], out: &mut [u8], pending_cr: &mut bool) -> (usize, usize) {
+    let (mut used, mut n) = (0, 0);
+    if std::mem::take(pending_cr) && input.first() != Some(&b'\n') {
+        out[0] = b'\r';
+        n = 1;
     }
+    while used < input.len() && n < out.len() {
+        let byte = input[used];
+        used += 1;
+        if byte == b'\r' {
+            match input.get(used) {
+                Some(b'\n') => continue,
+                None => {
+                    *pending_cr = true;
+                    continue;
+                }
+                Some(_) => {}
+            }
+        }
+        out[n] = byte;
+        n += 1;
+    }
+    (used, n)
 }
 
 impl Read for Normalized {
@@ -92,13 +93,14 @@ impl Read for Normalized {
             return Ok(0);
         }
         loop {
-            let input = self.inner.fill_buf()?.to_vec();
-            let (used, n) = if input.is_empty() {
+            let input = self.inner.fill_buf()?;
+            let at_end = input.is_empty();
+            let (used, n) = if at_end {
                 // End of input: a held-back `\r` was not part of a `\r\n`.
                 out[0] = b'\r';
                 (0, usize::from(std::mem::take(&mut self.pending_cr)))
             } else {
-                self.convert(&input, out)
+                convert(input, out, &mut self.pending_cr)
             };
             self.inner.consume(used);
             self.tracker.with(|s| {
@@ -108,7 +110,7 @@ impl Read for Normalized {
                 s.out_bytes += n as u64;
             });
             // Ok(0) means end of input: read on when only a `\r` was held back.
-            if n > 0 || input.is_empty() {
+            if n > 0 || at_end {
                 return Ok(n);
             }
         }

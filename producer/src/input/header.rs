@@ -16,7 +16,11 @@ pub(super) struct Header {
 impl Header {
     /// Resolves the flags against the header names (case-insensitive).
     /// `text_fallback` is used when neither `--text-column` nor `text` names a column.
-    pub(super) fn resolve(names: Vec<String>, columns: &Columns, text_fallback: Option<usize>) -> Result<Self, InputError> {
+    pub(super) fn resolve(
+        names: Vec<String>,
+        columns: &Columns,
+        text_fallback: Option<usize>,
+    ) -> Result<Self, InputError> {
         let names: Vec<String> = names.into_iter().map(|n| n.trim().to_owned()).collect();
         let text = match &columns.text {
             Some(name) => find(&names, name).ok_or_else(|| missing("text", name, &names))?,

@@ -61,7 +61,10 @@ mod tests {
         let entries = read("in/reviews.jsonl", Format::Jsonl, Columns::default(), data);
         assert_eq!(summarize(&entries), ["1 r-1 手机很好", "3 reviews:3 no id", "4 42 numeric id"]);
         let Ok(Entry::Review { review, .. }) = &entries[0] else { panic!("{entries:?}") };
-        assert_eq!(serde_json::to_value(review).expect("json"), json!({"id": "r-1", "text": "手机很好", "source": "jd", "stars": 5}));
+        assert_eq!(
+            serde_json::to_value(review).expect("json"),
+            json!({"id": "r-1", "text": "手机很好", "source": "jd", "stars": 5})
+        );
     }
 
     #[test]
@@ -69,7 +72,14 @@ mod tests {
         let long = format!("{{\"id\":\"{}\",\"text\":\"x\"}}", "i".repeat(200));
         let data = format!("{{\"text\": \n{{\"id\":\"a\"}}\n{{\"id\":\"b\",\"text\":\"\"}}\n{long}\n[1]\n{{\"id\":\"ok\",\"text\":\"fine\"}}\n");
         let got = summarize(&read("r.jsonl", Format::Jsonl, Columns::default(), &data));
-        let expected = ["1 BAD value is not valid JSON", "2 BAD field `text` is missing", "3 BAD field `text` is empty", "4 BAD id is invalid", "5 BAD JSON does not match", "6 ok fine"];
+        let expected = [
+            "1 BAD value is not valid JSON",
+            "2 BAD field `text` is missing",
+            "3 BAD field `text` is empty",
+            "4 BAD id is invalid",
+            "5 BAD JSON does not match",
+            "6 ok fine",
+        ];
         for (got, want) in got.iter().zip(expected) {
             assert!(got.starts_with(want), "{got} should start with {want}");
         }
@@ -79,7 +89,8 @@ mod tests {
     #[test]
     fn flags_rename_fields() {
         let cols = Columns { id: Some("review_id".into()), text: Some("body".into()) };
-        let entries = read("r.jsonl", Format::Jsonl, cols, "{\"review_id\":\"x-1\",\"body\":\"hello\",\"label\":\"1\"}\n");
+        let entries =
+            read("r.jsonl", Format::Jsonl, cols, "{\"review_id\":\"x-1\",\"body\":\"hello\",\"label\":\"1\"}\n");
         let Ok(Entry::Review { review, .. }) = &entries[0] else { panic!("{entries:?}") };
         assert_eq!(serde_json::to_value(review).expect("json"), json!({"id": "x-1", "text": "hello", "label": "1"}));
     }

@@ -89,7 +89,13 @@ pub struct Input {
 
 impl Input {
     pub fn stdin(format: Option<Format>) -> Input {
-        Input { name: "stdin".into(), id_prefix: "stdin".into(), path: None, format: format.unwrap_or(Format::Text), size: None }
+        Input {
+            name: "stdin".into(),
+            id_prefix: "stdin".into(),
+            path: None,
+            format: format.unwrap_or(Format::Text),
+            size: None,
+        }
     }
 
     /// Checks that the file can be opened now, so a typo fails before anything is sent.

@@ -31,7 +31,12 @@ mod tests {
 
     #[test]
     fn one_review_per_non_blank_line() {
-        let got = summarize(&read("notes.txt", Format::Text, Columns::default(), "\u{feff}好评\r\n\r\n  \nbad\0byte\nlast line without newline"));
+        let got = summarize(&read(
+            "notes.txt",
+            Format::Text,
+            Columns::default(),
+            "\u{feff}好评\r\n\r\n  \nbad\0byte\nlast line without newline",
+        ));
         assert_eq!(got[0], "1 notes:1 好评");
         assert!(got[1].starts_with("4 BAD field `text` contains a NUL"), "{got:?}");
         assert_eq!(got[2], "5 notes:5 last line without newline");

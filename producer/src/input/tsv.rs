@@ -24,7 +24,10 @@ impl Tsv {
 
     fn is_header(&self, names: &[String]) -> bool {
         let named = |n: &Option<String>| n.as_deref().is_some_and(|n| find(names, n).is_some());
-        find(names, "label").is_some() || find(names, "text").is_some() || named(&self.columns.text) || named(&self.columns.id)
+        find(names, "label").is_some()
+            || find(names, "text").is_some()
+            || named(&self.columns.text)
+            || named(&self.columns.id)
     }
 
     /// Reads the first line as a header when it is one.
@@ -93,10 +96,14 @@ mod tests {
 
     #[test]
     fn headerless_lines_split_at_the_first_tab() {
-        let entries = read("reviews.tsv", Format::Tsv, Columns::default(), "1\t手机很好\tgreat phone\r\n\n-1\t太差了\n");
+        let entries =
+            read("reviews.tsv", Format::Tsv, Columns::default(), "1\t手机很好\tgreat phone\r\n\n-1\t太差了\n");
         assert_eq!(summarize(&entries), ["1 reviews:1 手机很好\tgreat phone", "3 reviews:3 太差了"]);
         let Ok(Entry::Review { review, .. }) = &entries[1] else { panic!("{entries:?}") };
-        assert_eq!(serde_json::to_value(review).expect("json"), serde_json::json!({"id": "reviews:3", "text": "太差了", "label": "-1"}));
+        assert_eq!(
+            serde_json::to_value(review).expect("json"),
+            serde_json::json!({"id": "reviews:3", "text": "太差了", "label": "-1"})
+        );
     }
 
     #[test]
@@ -107,7 +114,10 @@ mod tests {
         let cols = Columns { id: Some("rid".into()), text: Some("body".into()) };
         let entries = read("x.tsv", Format::Tsv, cols, "rid\tbody\tlabel\tsource\nr-9\tnice\t1\tjd\n");
         let Ok(Entry::Review { review, .. }) = &entries[0] else { panic!("{entries:?}") };
-        assert_eq!(serde_json::to_value(review).expect("json"), serde_json::json!({"id": "r-9", "text": "nice", "label": "1", "source": "jd"}));
+        assert_eq!(
+            serde_json::to_value(review).expect("json"),
+            serde_json::json!({"id": "r-9", "text": "nice", "label": "1", "source": "jd"})
+        );
     }
 
     #[test]
@@ -127,7 +137,8 @@ mod tests {
     fn flags_that_need_a_header_fail_without_one() {
         let got = summarize(&read("x.tsv", Format::Tsv, Columns { id: Some("rid".into()), text: None }, "1\thi\n"));
         assert!(got[0].starts_with("FATAL --id-column needs a header"), "{got:?}");
-        let got = summarize(&read("x.tsv", Format::Tsv, Columns { id: None, text: Some("body".into()) }, "label\ttext\n"));
+        let got =
+            summarize(&read("x.tsv", Format::Tsv, Columns { id: None, text: Some("body".into()) }, "label\ttext\n"));
         assert!(got[0].starts_with("FATAL no text column `body`"), "{got:?}");
     }
 
