@@ -1,0 +1,112 @@
+//! Faults RELIABILITY.md asks us to survive, each followed by the ledger audit.
+
+use std::time::Duration;
+
+use bertstream_tests::*;
+
+const STEADY: Duration = Duration::from_secs(240);
+
+async fn published(topics: &Topics, n: usize, prefix: &str) {
+    let records: Vec<_> = (0..n).map(|i| review(&format!("{prefix}-{i:05}"), &sample_text(i))).collect();
+    publish(&topics.input, &records).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kill_9_mid_run_then_restart_loses_nothing() {
+    let topics = Topics::create(4).await;
+    let db = fresh_database().await;
+    published(&topics, 6000, "k").await;
+    let mut worker = Worker::start(&topics, &db, &[("MAX_BATCH_SIZE", "32")]);
+    wait_until(STEADY, "some rows", || async { stored_count(&db).await >= 1500 }).await;
+    worker.kill_9();
+    let at_kill = stored_count(&db).await;
+    assert!(at_kill < 6000, "killed mid-run ({at_kill} rows)");
+    // What was committed at the kill is in the table (L2).
+    let committed = committed_offsets(&topics.input, &topics.group);
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db).await.expect("connect");
+    for (partition, offset) in &committed {
+        let below: i64 = sqlx::query_scalar("SELECT count(*) FROM classifications WHERE source_partition = $1 AND source_offset < $2")
+            .bind(partition)
+            .bind(offset)
+            .fetch_one(&mut conn)
+            .await
+            .expect("count");
+        assert!(below >= *offset, "partition {partition}: committed {offset} but only {below} rows below it");
+    }
+    let mut worker = Worker::start(&topics, &db, &[]);
+    wait_until(STEADY, "all 6000 rows", || async { stored_count(&db).await == 6000 }).await;
+    assert!(worker.terminate(Duration::from_secs(30)).expect("exits").success(), "{}", worker.log_text());
+    let ledger = Ledger::collect(&topics, &db).await;
+    ledger.assert_l1();
+    ledger.assert_l4();
+    assert_all_committed(&topics);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_mid_run_drains_commits_and_exits_0() {
+    let topics = Topics::create(2).await;
+    let db = fresh_database().await;
+    published(&topics, 4000, "s").await;
+    let mut worker = Worker::start(&topics, &db, &[]);
+    wait_until(STEADY, "some rows", || async { stored_count(&db).await >= 500 }).await;
+    let status = worker.terminate(Duration::from_secs(30)).expect("exits within the 30 s bound");
+    assert!(status.success(), "exit status {status}\n{}", worker.log_text());
+    let stored = stored_count(&db).await;
+    // Everything stored is committed (L2): a restart starts exactly after it.
+    let committed: i64 = committed_offsets(&topics.input, &topics.group).values().sum();
+    assert_eq!(committed, stored, "committed offsets match the rows");
+    let mut worker = Worker::start(&topics, &db, &[]);
+    wait_until(STEADY, "all 4000 rows", || async { stored_count(&db).await == 4000 }).await;
+    assert!(worker.terminate(Duration::from_secs(30)).expect("exits").success());
+    let ledger = Ledger::collect(&topics, &db).await;
+    ledger.assert_l1();
+    ledger.assert_l4();
+    assert_eq!(ledger.output_duplicates(), 0, "a graceful stop publishes nothing twice");
+    assert_all_committed(&topics);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn postgres_down_mid_run_holds_offsets_then_catches_up() {
+    let topics = Topics::create(2).await;
+    let db = fresh_database().await;
+    published(&topics, 3000, "pg").await;
+    let mut worker = Worker::start(&topics, &db, &[]);
+    wait_until(STEADY, "some rows", || async { stored_count(&db).await >= 300 }).await;
+    set_database_available(&db, false).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    // While Postgres is down, the committed offsets never pass what the table holds.
+    let committed_during: i64 = committed_offsets(&topics.input, &topics.group).values().sum();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let committed_later: i64 = committed_offsets(&topics.input, &topics.group).values().sum();
+    assert_eq!(committed_during, committed_later, "no offset moves while Postgres is down");
+    set_database_available(&db, true).await;
+    assert!(committed_during <= stored_count(&db).await, "committed past the table");
+    wait_until(STEADY, "all 3000 rows after Postgres returns", || async { stored_count(&db).await == 3000 }).await;
+    assert!(worker.terminate(Duration::from_secs(30)).expect("exits").success(), "{}", worker.log_text());
+    assert!(worker.log_text().contains("postgres upsert failed; retrying"));
+    let ledger = Ledger::collect(&topics, &db).await;
+    ledger.assert_l1();
+    ledger.assert_l4();
+    assert_all_committed(&topics);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_leaves() {
+    let topics = Topics::create(4).await;
+    let db = fresh_database().await;
+    published(&topics, 6000, "g").await;
+    let mut first = Worker::start(&topics, &db, &[("MAX_BATCH_SIZE", "16")]);
+    let mut second = Worker::start(&topics, &db, &[("MAX_BATCH_SIZE", "16")]);
+    wait_until(STEADY, "both workers assigned", || async {
+        first.log_text().contains("partitions assigned") && second.log_text().contains("partitions assigned")
+    })
+    .await;
+    wait_until(STEADY, "some rows", || async { stored_count(&db).await >= 1500 }).await;
+    assert!(first.terminate(Duration::from_secs(30)).expect("first exits").success(), "{}", first.log_text());
+    wait_until(STEADY, "all 6000 rows", || async { stored_count(&db).await == 6000 }).await;
+    assert!(second.terminate(Duration::from_secs(30)).expect("second exits").success(), "{}", second.log_text());
+    let ledger = Ledger::collect(&topics, &db).await;
+    ledger.assert_l1();
+    ledger.assert_l4();
+    assert_all_committed(&topics);
+}

@@ -1,0 +1,120 @@
+//! The worker against the real Kafka and Postgres: volume, poison input,
+//! a rejected row, and the ledger of RELIABILITY.md after each.
+
+use std::time::Duration;
+
+use bertstream_tests::*;
+
+const STEADY: Duration = Duration::from_secs(180);
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ten_thousand_messages_over_four_partitions_land_once_each() {
+    let topics = Topics::create(4).await;
+    let db = fresh_database().await;
+    let records: Vec<_> = (0..10_000).map(|i| review(&format!("r-{i:05}"), &sample_text(i))).collect();
+    publish(&topics.input, &records).await;
+    let mut worker = Worker::start(&topics, &db, &[]);
+    wait_until(STEADY, "10,000 rows", || async { stored_count(&db).await == 10_000 }).await;
+    let status = worker.terminate(Duration::from_secs(30)).expect("exits within 30 s of SIGTERM");
+    assert!(status.success(), "exit status {status}\n{}", worker.log_text());
+
+    let ledger = Ledger::collect(&topics, &db).await;
+    assert_eq!(ledger.table.len(), 10_000);
+    ledger.assert_l1();
+    ledger.assert_l4();
+    assert_eq!(ledger.output_duplicates(), 0, "no fault: nothing published twice");
+    assert!(ledger.dlq.is_empty());
+    assert_all_committed(&topics);
+    let one: schemas::ClassificationV1 = serde_json::from_slice(ledger.output[0].value.as_deref().expect("value")).expect("ClassificationV1");
+    assert!(one.model.starts_with("tiny-bert@"));
+    assert_eq!(one.scores.len(), 3);
+}
+
+fn header<'a>(record: &'a Record, name: &str) -> &'a str {
+    record.headers.get(name).map_or("", String::as_str)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_poison_kind_goes_to_the_dlq_and_its_neighbours_are_stored() {
+    let topics = Topics::create(2).await;
+    let db = fresh_database().await;
+    let deep = format!("{}{}", "[".repeat(5000), "]".repeat(5000));
+    let poison: Vec<(&str, Option<Vec<u8>>, &str)> = vec![
+        ("p-json", Some(b"{not json".to_vec()), "invalid_json"),
+        ("p-utf8", Some(b"{\"id\":\"p-utf8\",\"text\":\"\xff\xfe\"}".to_vec()), "invalid_utf8"),
+        ("p-type", Some(br#"{"id":"p-type","text":42}"#.to_vec()), "wrong_type"),
+        ("p-missing", Some(br#"{"id":"p-missing"}"#.to_vec()), "missing_text"),
+        ("p-empty", Some(br#"{"id":"p-empty","text":"   "}"#.to_vec()), "empty_text"),
+        ("p-nul", Some(br#"{"id":"p-nul","text":"a\u0000b"}"#.to_vec()), "nul_character"),
+        ("p-huge", Some(format!(r#"{{"id":"p-huge","text":"{}"}}"#, "x".repeat(10 << 20)).into_bytes()), "too_large"),
+        ("p-tombstone", None, "tombstone"),
+        ("p-deep", Some(deep.into_bytes()), "too_deep"),
+    ];
+    let mut records = Vec::new();
+    for (i, (key, value, _)) in poison.iter().enumerate() {
+        records.push(review(&format!("ok-{i}-a"), &sample_text(i)));
+        records.push((Some(key.as_bytes().to_vec()), value.clone()));
+        records.push(review(&format!("ok-{i}-b"), &sample_text(i + 1)));
+    }
+    // Handled as stated, not poison: a very long text is truncated; a duplicate id is stored once.
+    records.push(review("long-text", &"很好".repeat(50_000)));
+    records.push(review("dup", "第一次"));
+    records.push(review("dup", "第二次"));
+    publish(&topics.input, &records).await;
+
+    let mut worker = Worker::start(&topics, &db, &[]);
+    let valid = poison.len() * 2 + 2;
+    wait_until(STEADY, "valid rows", || async { stored_count(&db).await == valid as i64 }).await;
+    wait_until(STEADY, "DLQ records", || async { read_all(&topics.dlq).len() >= poison.len() }).await;
+    assert!(worker.terminate(Duration::from_secs(30)).expect("exits").success(), "{}", worker.log_text());
+
+    let ledger = Ledger::collect(&topics, &db).await;
+    assert_eq!(ledger.dlq.len(), poison.len(), "each poison message once in the DLQ");
+    let input_by_key: std::collections::HashMap<String, &Record> = ledger.input.iter().map(|r| (r.key_str(), r)).collect();
+    for (key, value, kind) in &poison {
+        let record = ledger.dlq.iter().find(|r| r.key_str() == *key).unwrap_or_else(|| panic!("{key} not in the DLQ"));
+        assert_eq!(header(record, "error.kind"), *kind, "{key}");
+        assert!(!header(record, "error.message").is_empty());
+        assert_eq!(header(record, "source.topic"), topics.input);
+        let original = input_by_key[*key];
+        assert_eq!(header(record, "source.partition"), original.partition.to_string());
+        assert_eq!(header(record, "source.offset"), original.offset.to_string());
+        assert_eq!(&record.value, value, "{key}: original value kept");
+        assert_eq!(record.timestamp, original.timestamp, "{key}: original timestamp kept");
+    }
+    assert!(ledger.table.contains(&"long-text".to_string()));
+    assert_eq!(ledger.table.iter().filter(|id| *id == "dup").count(), 1);
+    for (i, _) in poison.iter().enumerate() {
+        assert!(ledger.table.contains(&format!("ok-{i}-a")) && ledger.table.contains(&format!("ok-{i}-b")), "neighbours of poison {i}");
+    }
+    ledger.assert_l4();
+    assert_all_committed(&topics);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_row_postgres_rejects_goes_alone_to_the_dlq() {
+    let topics = Topics::create(1).await;
+    let db = fresh_database().await;
+    // Migrate first, then add a constraint that one id breaks.
+    let status = std::process::Command::new(worker_binary()).arg("migrate").env("DATABASE_URL", &db).status().expect("migrate");
+    assert!(status.success());
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db).await.expect("connect");
+    sqlx::query("ALTER TABLE classifications ADD CONSTRAINT no_culprit CHECK (review_id <> 'culprit')")
+        .execute(&mut conn)
+        .await
+        .expect("constraint");
+    let records: Vec<_> = (0..40).map(|i| review(&if i == 17 { "culprit".into() } else { format!("n-{i}") }, &sample_text(i))).collect();
+    publish(&topics.input, &records).await;
+    let mut worker = Worker::start(&topics, &db, &[("MAX_BATCH_SIZE", "64")]);
+    wait_until(STEADY, "39 rows", || async { stored_count(&db).await == 39 }).await;
+    wait_until(STEADY, "the culprit in the DLQ", || async { !read_all(&topics.dlq).is_empty() }).await;
+    assert!(worker.terminate(Duration::from_secs(30)).expect("exits").success());
+    let ledger = Ledger::collect(&topics, &db).await;
+    assert_eq!(ledger.dlq.len(), 1);
+    assert_eq!(ledger.dlq[0].key_str(), "culprit");
+    assert_eq!(header(&ledger.dlq[0], "error.kind"), "rejected");
+    assert!(header(&ledger.dlq[0], "error.message").contains("no_culprit"));
+    ledger.assert_l1();
+    ledger.assert_l4();
+    assert_all_committed(&topics);
+}

@@ -1,0 +1,93 @@
+//! The results table: migrations, and one batched upsert per batch.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::ConnectOptions;
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A pool with bounded waits: a slow or absent Postgres becomes an error to
+/// retry, never a hang.
+pub fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.parse::<PgConnectOptions>()?
+        .options([("statement_timeout", "30s")])
+        .log_statements(tracing::log::LevelFilter::Trace);
+    Ok(PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options))
+}
+
+/// One stored result.
+#[derive(Debug, Clone)]
+pub struct ResultRow {
+    pub review_id: String,
+    pub text: String,
+    pub label: String,
+    pub score: f32,
+    pub scores: std::collections::BTreeMap<String, f32>,
+    pub model: String,
+    pub topic: String,
+    pub partition: i32,
+    pub offset: i64,
+    pub published_at: Option<DateTime<Utc>>,
+    pub received_at: DateTime<Utc>,
+    pub classified_at: DateTime<Utc>,
+    pub queue_ms: f32,
+    pub model_ms: f32,
+    pub batch_size: i32,
+    pub fields: serde_json::Value,
+}
+
+/// Upserts rows in one round trip. Ids must be unique within `rows`
+/// (Postgres cannot update one row twice in a statement).
+pub async fn upsert(pool: &PgPool, rows: &[ResultRow]) -> Result<(), sqlx::Error> {
+    macro_rules! column {
+        ($field:ident) => {
+            rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
+        };
+    }
+    sqlx::query(
+        "INSERT INTO classifications (review_id, text, label, score, scores, model, source_topic,
+             source_partition, source_offset, published_at, received_at, classified_at,
+             queue_ms, model_ms, batch_size, fields)
+         SELECT r, t, l, s, sc::jsonb, m, tp, p, o, pa, ra, ca, q, mm, b, f::jsonb
+         FROM UNNEST($1::text[], $2::text[], $3::text[], $4::real[], $5::text[], $6::text[], $7::text[],
+                     $8::int[], $9::bigint[], $10::timestamptz[], $11::timestamptz[], $12::timestamptz[],
+                     $13::real[], $14::real[], $15::int[], $16::text[])
+              AS u(r, t, l, s, sc, m, tp, p, o, pa, ra, ca, q, mm, b, f)
+         ON CONFLICT (review_id) DO UPDATE SET
+             text = EXCLUDED.text, label = EXCLUDED.label, score = EXCLUDED.score,
+             scores = EXCLUDED.scores, model = EXCLUDED.model, source_topic = EXCLUDED.source_topic,
+             source_partition = EXCLUDED.source_partition, source_offset = EXCLUDED.source_offset,
+             published_at = EXCLUDED.published_at, received_at = EXCLUDED.received_at,
+             classified_at = EXCLUDED.classified_at, queue_ms = EXCLUDED.queue_ms,
+             model_ms = EXCLUDED.model_ms, batch_size = EXCLUDED.batch_size, fields = EXCLUDED.fields",
+    )
+    .bind(column!(review_id))
+    .bind(column!(text))
+    .bind(column!(label))
+    .bind(column!(score))
+    .bind(rows.iter().map(|r| serde_json::to_string(&r.scores).unwrap_or_default()).collect::<Vec<_>>())
+    .bind(column!(model))
+    .bind(column!(topic))
+    .bind(column!(partition))
+    .bind(column!(offset))
+    .bind(column!(published_at))
+    .bind(column!(received_at))
+    .bind(column!(classified_at))
+    .bind(column!(queue_ms))
+    .bind(column!(model_ms))
+    .bind(column!(batch_size))
+    .bind(rows.iter().map(|r| r.fields.to_string()).collect::<Vec<_>>())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Whether an error is about the rows themselves (retrying cannot help; split
+/// the batch to find the culprit) rather than the connection or the server.
+pub fn is_data_error(error: &sqlx::Error) -> bool {
+    let Some(db) = error.as_database_error() else { return false };
+    // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
+    db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+}

@@ -1,0 +1,92 @@
+//! Prometheus metrics, all prefixed `bertstream_`, durations in seconds.
+
+use prometheus::{
+    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
+    TextEncoder,
+};
+
+pub struct Metrics {
+    registry: Registry,
+    pub messages_in: IntCounter,
+    pub messages_out: IntCounter,
+    pub dlq: IntCounterVec,
+    pub batch_size: Histogram,
+    pub batch_tokens: Histogram,
+    pub model_seconds: Histogram,
+    pub sink_seconds: HistogramVec,
+    pub end_to_end_seconds: Histogram,
+    pub queue_depth: IntGauge,
+    pub consumer_lag: IntGauge,
+    pub sink_retries: IntCounterVec,
+    pub http_requests: IntCounterVec,
+}
+
+fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
+    Histogram::with_opts(HistogramOpts::new(name, help).buckets(buckets)).expect("valid histogram")
+}
+
+fn seconds_buckets() -> Vec<f64> {
+    exponential_buckets(0.001, 2.0, 16).expect("valid buckets")
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid counter");
+        let counter_vec =
+            |name: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+        let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid gauge");
+        let metrics = Self {
+            registry: Registry::new(),
+            messages_in: counter("bertstream_messages_in_total", "Messages read from the input topic"),
+            messages_out: counter("bertstream_messages_out_total", "Results stored in Postgres and published"),
+            dlq: counter_vec("bertstream_dlq_total", "Messages sent to the dead-letter topic, by reason", &["reason"]),
+            batch_size: histogram("bertstream_batch_size", "Texts per model batch", exponential_buckets(1.0, 2.0, 10).expect("buckets")),
+            batch_tokens: histogram(
+                "bertstream_batch_tokens",
+                "Padded tokens per model batch",
+                exponential_buckets(16.0, 2.0, 12).expect("buckets"),
+            ),
+            model_seconds: histogram("bertstream_model_seconds", "Model time per batch", seconds_buckets()),
+            sink_seconds: HistogramVec::new(
+                HistogramOpts::new("bertstream_sink_seconds", "Time to make a batch durable, by sink").buckets(seconds_buckets()),
+                &["sink"],
+            )
+            .expect("valid histogram"),
+            end_to_end_seconds: histogram(
+                "bertstream_end_to_end_seconds",
+                "From the message timestamp to its result being durable",
+                seconds_buckets(),
+            ),
+            queue_depth: gauge("bertstream_queue_depth", "Messages read but not yet in a model batch"),
+            consumer_lag: gauge("bertstream_consumer_lag", "Messages behind the end of the assigned input partitions"),
+            sink_retries: counter_vec("bertstream_sink_retries_total", "Sink writes retried after an error", &["sink"]),
+            http_requests: counter_vec("bertstream_http_requests_total", "HTTP requests by route and status", &["route", "status"]),
+        };
+        let r = &metrics.registry;
+        for c in [&metrics.messages_in, &metrics.messages_out] {
+            r.register(Box::new(c.clone())).expect("register");
+        }
+        for c in [&metrics.dlq, &metrics.sink_retries, &metrics.http_requests] {
+            r.register(Box::new(c.clone())).expect("register");
+        }
+        for h in [&metrics.batch_size, &metrics.batch_tokens, &metrics.model_seconds, &metrics.end_to_end_seconds] {
+            r.register(Box::new(h.clone())).expect("register");
+        }
+        r.register(Box::new(metrics.sink_seconds.clone())).expect("register");
+        for g in [&metrics.queue_depth, &metrics.consumer_lag] {
+            r.register(Box::new(g.clone())).expect("register");
+        }
+        metrics
+    }
+
+    /// The Prometheus text exposition.
+    pub fn render(&self) -> String {
+        TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}

@@ -1,0 +1,166 @@
+//! Which input offsets are done. An offset is stored for commit only once
+//! every message before it in its partition is done (its result in Postgres
+//! and on the output topic, or it is in the DLQ): the contiguous done prefix.
+//!
+//! Each assignment of a partition is a new generation; work begun under an
+//! older one (before a revoke) cannot move the offsets of the new owner.
+
+use std::collections::{BTreeSet, HashMap};
+use std::sync::Mutex;
+
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Partition {
+    pub topic: String,
+    pub partition: i32,
+}
+
+/// Proof that an offset was begun under a given assignment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Ticket {
+    pub partition: Partition,
+    pub offset: i64,
+    generation: u64,
+}
+
+#[derive(Debug, Default)]
+struct State {
+    assigned: bool,
+    generation: u64,
+    pending: BTreeSet<i64>,
+    /// One past the highest offset begun.
+    next: i64,
+    /// The last offset returned for storing.
+    stored: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: Mutex<HashMap<Partition, State>>,
+}
+
+impl OffsetTracker {
+    fn with<T>(&self, f: impl FnOnce(&mut HashMap<Partition, State>) -> T) -> T {
+        f(&mut self.partitions.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// A partition was assigned to us: a new generation starts.
+    pub fn assign(&self, partition: Partition) {
+        self.with(|map| {
+            let state = map.entry(partition).or_default();
+            *state = State { assigned: true, generation: state.generation + 1, ..State::default() };
+        });
+    }
+
+    /// A partition was revoked: whatever is still in flight for it no longer moves offsets.
+    pub fn revoke(&self, partition: &Partition) {
+        self.with(|map| {
+            if let Some(state) = map.get_mut(partition) {
+                *state = State { generation: state.generation + 1, ..State::default() };
+            }
+        });
+    }
+
+    /// The ticket a message received now would get, if its partition is ours.
+    pub fn ticket(&self, partition: Partition, offset: i64) -> Option<Ticket> {
+        self.with(|map| {
+            let state = map.get(&partition).filter(|s| s.assigned)?;
+            Some(Ticket { generation: state.generation, partition, offset })
+        })
+    }
+
+    /// Marks a message as in flight. False if its partition was revoked since
+    /// the ticket was issued: drop the message, its new owner will read it.
+    /// Messages must be begun in offset order per partition.
+    pub fn begin(&self, ticket: &Ticket) -> bool {
+        self.with(|map| match map.get_mut(&ticket.partition) {
+            Some(state) if state.assigned && state.generation == ticket.generation => {
+                if state.next == 0 {
+                    state.stored = ticket.offset; // where this generation starts reading: nothing to store yet
+                }
+                state.pending.insert(ticket.offset);
+                state.next = state.next.max(ticket.offset + 1);
+                true
+            }
+            _ => false,
+        })
+    }
+
+    /// Marks a message done. Returns the offset to store (the next one to read)
+    /// when the done prefix of its partition grew.
+    pub fn finish(&self, ticket: &Ticket) -> Option<i64> {
+        self.with(|map| {
+            let state = map.get_mut(&ticket.partition).filter(|s| s.generation == ticket.generation)?;
+            state.pending.remove(&ticket.offset);
+            let point = state.pending.first().copied().unwrap_or(state.next);
+            (point > state.stored).then(|| {
+                state.stored = point;
+                point
+            })
+        })
+    }
+
+    /// Messages in flight for a partition.
+    pub fn in_flight(&self, partition: &Partition) -> usize {
+        self.with(|map| map.get(partition).map_or(0, |s| s.pending.len()))
+    }
+
+    /// Messages in flight in all partitions.
+    pub fn total_in_flight(&self) -> usize {
+        self.with(|map| map.values().map(|s| s.pending.len()).sum())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(n: i32) -> Partition {
+        Partition { topic: "t".into(), partition: n }
+    }
+
+    fn begun(tracker: &OffsetTracker, partition: i32, offset: i64) -> Ticket {
+        let ticket = tracker.ticket(p(partition), offset).expect("assigned");
+        assert!(tracker.begin(&ticket));
+        ticket
+    }
+
+    #[test]
+    fn only_the_contiguous_done_prefix_is_stored() {
+        let tracker = OffsetTracker::default();
+        tracker.assign(p(0));
+        let t: Vec<Ticket> = (10..14).map(|o| begun(&tracker, 0, o)).collect();
+        assert_eq!(tracker.finish(&t[1]), None, "10 is still in flight");
+        assert_eq!(tracker.finish(&t[3]), None);
+        assert_eq!(tracker.finish(&t[0]), Some(12), "10 and 11 done: next to read is 12");
+        assert_eq!(tracker.finish(&t[2]), Some(14));
+        assert_eq!(tracker.in_flight(&p(0)), 0);
+    }
+
+    #[test]
+    fn partitions_are_independent() {
+        let tracker = OffsetTracker::default();
+        tracker.assign(p(0));
+        tracker.assign(p(1));
+        let a = begun(&tracker, 0, 5);
+        let b = begun(&tracker, 1, 7);
+        assert_eq!(tracker.finish(&b), Some(8));
+        assert_eq!(tracker.total_in_flight(), 1);
+        assert_eq!(tracker.finish(&a), Some(6));
+    }
+
+    #[test]
+    fn work_from_before_a_revoke_moves_nothing() {
+        let tracker = OffsetTracker::default();
+        tracker.assign(p(0));
+        let old = begun(&tracker, 0, 3);
+        let issued_before_revoke = tracker.ticket(p(0), 4).expect("assigned");
+        tracker.revoke(&p(0));
+        assert!(tracker.ticket(p(0), 5).is_none(), "not ours any more");
+        assert!(!tracker.begin(&issued_before_revoke), "received before the revoke: dropped");
+        tracker.assign(p(0));
+        let new = begun(&tracker, 0, 3);
+        assert_eq!(tracker.finish(&old), None, "an old generation's result stores nothing");
+        assert_eq!(tracker.in_flight(&p(0)), 1);
+        assert_eq!(tracker.finish(&new), Some(4));
+    }
+}

@@ -1,0 +1,247 @@
+//! The Kafka source: reads the input topic, parses and tokenizes each message,
+//! sends malformed ones to the DLQ, and feeds the batcher.
+//!
+//! Guarantee (at-least-once): an offset is stored for commit only after its
+//! message is durable — result in Postgres and on the output topic, or record
+//! in the DLQ — and only as the contiguous done prefix of its partition
+//! ([`OffsetTracker`]). Offsets are auto-committed from the store every
+//! second, and committed synchronously when partitions are revoked and on
+//! shutdown. When the in-memory queue is full the partitions pause, and the
+//! consumer keeps polling so it stays in the group.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::{Duration, Instant as StdInstant};
+
+use chrono::{TimeZone, Utc};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use rdkafka::{ClientContext, Statistics, TopicPartitionList};
+use schemas::{parse_review, ParseLimits, Poison};
+use tokio::sync::{mpsc, watch};
+
+use crate::batcher::{Job, Origin, StreamMeta};
+use crate::config::KafkaArgs;
+use crate::dlq::DeadLetters;
+use crate::kafka::client_config;
+use crate::metrics::Metrics;
+use crate::offsets::{OffsetTracker, Partition, Ticket};
+
+/// How long a revoke waits for the revoked partitions' in-flight messages.
+const REVOKE_DRAIN: Duration = Duration::from_secs(10);
+
+pub type WorkerConsumer = StreamConsumer<WorkerContext>;
+
+pub struct WorkerContext {
+    tracker: Arc<OffsetTracker>,
+    metrics: Arc<Metrics>,
+    input_topic: String,
+}
+
+fn partitions(list: &TopicPartitionList) -> Vec<Partition> {
+    list.elements().iter().map(|e| Partition { topic: e.topic().to_string(), partition: e.partition() }).collect()
+}
+
+impl ClientContext for WorkerContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .get(&self.input_topic)
+            .map(|t| t.partitions.values().map(|p| p.consumer_lag.max(0)).sum())
+            .unwrap_or(0);
+        self.metrics.consumer_lag.set(lag);
+    }
+}
+
+impl ConsumerContext for WorkerContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else { return };
+        let revoked = partitions(list);
+        if !consumer.assignment_lost() {
+            // Let what is in flight for these partitions finish, so that their
+            // new owner does not redo it, then commit.
+            let start = StdInstant::now();
+            while revoked.iter().any(|p| self.tracker.in_flight(p) > 0) && start.elapsed() < REVOKE_DRAIN {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "commit on revoke");
+            }
+        }
+        for p in &revoked {
+            self.tracker.revoke(p);
+        }
+        tracing::info!(partitions = ?revoked.iter().map(|p| p.partition).collect::<Vec<_>>(), "partitions revoked");
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let assigned = partitions(list);
+            for p in &assigned {
+                self.tracker.assign(p.clone());
+            }
+            tracing::info!(partitions = ?assigned.iter().map(|p| p.partition).collect::<Vec<_>>(), "partitions assigned");
+        }
+    }
+}
+
+/// The consumer, with the settings RELIABILITY.md lists.
+pub fn consumer(args: &KafkaArgs, tracker: Arc<OffsetTracker>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<WorkerConsumer>> {
+    let context = WorkerContext { tracker, metrics, input_topic: args.input_topic.clone() };
+    let consumer: WorkerConsumer = client_config(args)
+        .set("group.id", &args.group_id)
+        .set("enable.auto.offset.store", "false")
+        .set("enable.auto.commit", "true")
+        .set("auto.commit.interval.ms", "1000")
+        .set("auto.offset.reset", "earliest")
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("session.timeout.ms", "10000")
+        .set("heartbeat.interval.ms", "2000")
+        .set("max.poll.interval.ms", "300000")
+        .set("queued.max.messages.kbytes", "16384")
+        .set("statistics.interval.ms", "5000")
+        .create_with_context(context)?;
+    consumer.subscribe(&[&args.input_topic])?;
+    Ok(Arc::new(consumer))
+}
+
+/// A message as read, before it is handed on.
+enum Received {
+    Valid(Job),
+    Poison { ticket: Ticket, message: OwnedMessage, reason: Poison },
+}
+
+impl Received {
+    fn ticket(&self) -> &Ticket {
+        match self {
+            Received::Valid(Job { origin: Origin::Stream(meta), .. }) => &meta.ticket,
+            Received::Valid(_) => unreachable!("stream jobs only"),
+            Received::Poison { ticket, .. } => ticket,
+        }
+    }
+}
+
+pub struct Source {
+    pub consumer: Arc<WorkerConsumer>,
+    pub tracker: Arc<OffsetTracker>,
+    pub encoder: Arc<model::TextEncoder>,
+    pub dead_letters: DeadLetters,
+    pub jobs: mpsc::Sender<Job>,
+    pub queue_capacity: usize,
+    pub parse_limits: ParseLimits,
+    pub metrics: Arc<Metrics>,
+}
+
+impl Source {
+    /// Runs until `shutdown` turns true. Messages read but not yet handed on
+    /// are dropped: their offsets were never stored, so they will be read again.
+    pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
+        let mut backlog: VecDeque<Received> = VecDeque::new();
+        let mut paused = false;
+        loop {
+            self.hand_on(&mut backlog);
+            self.metrics.queue_depth.set((backlog.len() + self.jobs.max_capacity() - self.jobs.capacity()) as i64);
+            let full = backlog.len() >= self.queue_capacity;
+            if full != paused {
+                let assignment = self.consumer.assignment()?;
+                if full { self.consumer.pause(&assignment)? } else { self.consumer.resume(&assignment)? }
+                paused = full;
+                tracing::debug!(paused, backlog = backlog.len(), "input partitions");
+            }
+            let error = tokio::select! {
+                biased;
+                _ = shutdown.changed() => None,
+                permit = self.jobs.reserve(), if !backlog.is_empty() => {
+                    drop(permit);
+                    None
+                }
+                message = self.consumer.recv() => match message {
+                    Ok(message) => {
+                        backlog.extend(self.receive(&message));
+                        None
+                    }
+                    Err(e) => Some(e),
+                },
+            };
+            if *shutdown.borrow() {
+                return Ok(());
+            }
+            if let Some(e) = error {
+                tracing::warn!(error = %e, "kafka consumer error");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        }
+    }
+
+    /// Parses and tokenizes one message.
+    fn receive(&self, message: &BorrowedMessage<'_>) -> Option<Received> {
+        self.metrics.messages_in.inc();
+        let partition = Partition { topic: message.topic().to_string(), partition: message.partition() };
+        let ticket = self.tracker.ticket(partition, message.offset())?;
+        let fallback = || format!("{}:{}:{}", message.topic(), message.partition(), message.offset());
+        let review = parse_review(message.key(), message.payload(), fallback, self.parse_limits)
+            .and_then(|review| match self.encoder.encode(&review.text) {
+                Ok(tokens) => Ok((review, tokens)),
+                Err(e) => Err(Poison::WrongType(format!("text could not be tokenized: {e}"))),
+            });
+        match review {
+            Ok((review, tokens)) => {
+                let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+                let meta = StreamMeta { ticket, original: message.detach(), fields: review.extra, published_at, received_at: Utc::now() };
+                Some(Received::Valid(Job {
+                    id: review.id,
+                    text: review.text,
+                    tokens,
+                    enqueued: tokio::time::Instant::now(),
+                    origin: Origin::Stream(meta),
+                }))
+            }
+            Err(reason) => Some(Received::Poison { ticket, message: message.detach(), reason }),
+        }
+    }
+
+    /// Moves messages from the backlog on, in order: valid ones to the
+    /// batcher while it has room, poison ones to the DLQ.
+    fn hand_on(&self, backlog: &mut VecDeque<Received>) {
+        while let Some(front) = backlog.front() {
+            if matches!(front, Received::Valid(_)) && self.jobs.capacity() == 0 {
+                return;
+            }
+            let Some(received) = backlog.pop_front() else { return };
+            if !self.tracker.begin(received.ticket()) {
+                continue; // revoked since it was read; its new owner reads it again
+            }
+            match received {
+                Received::Valid(job) => {
+                    if self.jobs.try_send(job).is_err() {
+                        return; // the pipeline is shutting down
+                    }
+                }
+                Received::Poison { ticket, message, reason } => {
+                    let dead_letters = self.dead_letters.clone();
+                    let tracker = self.tracker.clone();
+                    let consumer = self.consumer.clone();
+                    tokio::spawn(async move {
+                        dead_letters.send(&message, &reason).await;
+                        store(&consumer, &tracker, &ticket);
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Marks a message done and stores the partition's new offset if it moved.
+pub fn store(consumer: &WorkerConsumer, tracker: &OffsetTracker, ticket: &Ticket) {
+    if let Some(next) = tracker.finish(ticket) {
+        // `store_offsets` stores the offset as given (the next to read);
+        // `store_offset` would add one.
+        let mut list = TopicPartitionList::new();
+        let stored = list
+            .add_partition_offset(&ticket.partition.topic, ticket.partition.partition, rdkafka::Offset::Offset(next))
+            .and_then(|()| consumer.store_offsets(&list));
+        if let Err(e) = stored {
+            tracing::debug!(error = %e, partition = ticket.partition.partition, "offset not stored (partition revoked?)");
+        }
+    }
+}
