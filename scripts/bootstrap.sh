@@ -16,7 +16,7 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages -------------------------------------------------------
 need_pkgs=()
-for p in cmake libcurl4-openssl-dev postgresql chromium openjdk-17-jre-headless maven; do
+for p in cmake libcurl4-openssl-dev postgresql chromium openjdk-17-jre-headless maven docker-compose curl; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
