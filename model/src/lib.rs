@@ -4,7 +4,8 @@
 //! - [`bert`]: the module tree, mirroring `modeling_bert.py` so weights load by name;
 //! - [`dir`]: the model directory, weights in and out, the model id;
 //! - [`tokenize`]: BERT tokenization and dynamic padding;
-//! - [`classify`]: inference; [`handle`]: the model on a thread of its own.
+//! - [`classify`]: inference; [`handle`]: the model on a thread of its own;
+//! - [`train`]: split, fit, evaluate and predict behind `bertstream-train`.
 
 pub mod bert;
 pub mod classify;
@@ -14,6 +15,7 @@ pub mod dir;
 pub mod error;
 pub mod handle;
 pub mod tokenize;
+pub mod train;
 
 pub use classify::{Classifier, LoadOptions, Prediction};
 pub use config::BertConfig;

@@ -1,4 +1,264 @@
-fn main() {
-    eprintln!("bertstream-train: not built yet");
-    std::process::exit(2);
+//! `bertstream-train`: split labelled data, train a classifier, evaluate it, predict.
+//! A thin shell over `bertstream_model::train`.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Context;
+use bertstream_model::train::data::Ratios;
+use bertstream_model::train::fit::{fit, FitOptions};
+use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
+use bertstream_model::train::{evaluate, report, split_file, SPLIT_FILES};
+use bertstream_model::{DeviceSpec, LoadOptions};
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "bertstream-train", version, about = "Train, evaluate and export BERT text classifiers (labelled data as `label<TAB>text` TSV).")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// De-duplicate a labelled TSV and split it, stratified by label, into train.tsv, dev.tsv and test.tsv.
+    Split {
+        /// The labelled file: `label<TAB>text` per line; a `label<TAB>text` header is optional.
+        #[arg(long)]
+        input: PathBuf,
+        /// Directory for train.tsv, dev.tsv and test.tsv (created if missing).
+        #[arg(long)]
+        out: PathBuf,
+        /// Train:dev:test proportions, applied within each label.
+        #[arg(long, default_value = "6:2:2")]
+        ratios: Ratios,
+        /// Seed of the shuffle: the same input and seed give the same files.
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Train a classifier and write a model directory (loadable by the worker and by transformers).
+    Fit(Box<FitArgs>),
+    /// Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix on a labelled TSV.
+    Eval {
+        /// The model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// The labelled TSV to score.
+        #[arg(long)]
+        data: PathBuf,
+        /// Print the metrics as JSON instead of tables.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+    /// Classify texts: JSONL out with id, text, label, score and scores.
+    Predict {
+        /// The model directory.
+        #[arg(long)]
+        model: PathBuf,
+        /// One text per line, or JSONL objects with `text` (and `id`); plain lines get their line number as id.
+        #[arg(long)]
+        input: PathBuf,
+        /// Where to write the JSONL (default: standard output).
+        #[arg(long)]
+        output: Option<PathBuf>,
+        #[command(flatten)]
+        run: RunArgs,
+    },
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// auto (first CUDA device, else CPU), cpu, cuda or cuda:N.
+    #[arg(long, default_value = "auto")]
+    device: DeviceSpec,
+    /// CPU threads for torch (0: torch's default, one per core). On a busy
+    /// machine 1 can be much faster: torch's OpenMP threads spin while they wait.
+    #[arg(long, default_value_t = 0)]
+    threads: i32,
+}
+
+#[derive(Args)]
+#[command(group(clap::ArgGroup::new("start").required(true).args(["init", "scratch"])))]
+struct FitArgs {
+    /// Training data (`label<TAB>text`); its labels define the classes.
+    #[arg(long)]
+    train: PathBuf,
+    /// Dev data, evaluated every epoch; the best epoch by macro-F1 is kept.
+    #[arg(long)]
+    dev: PathBuf,
+    /// Test data, evaluated once with the kept weights.
+    #[arg(long)]
+    test: Option<PathBuf>,
+    /// The model directory to write (replaced only once training succeeded).
+    #[arg(long)]
+    out: PathBuf,
+    /// Fine-tune this HF BERT checkpoint directory, with a new classifier head for the data's labels.
+    #[arg(long)]
+    init: Option<PathBuf>,
+    /// Train a compact BERT from scratch, with a vocabulary built from the training texts.
+    #[arg(long)]
+    scratch: bool,
+    /// Passes over the training data (fewer if --time-budget runs out first).
+    #[arg(long, default_value_t = 6)]
+    epochs: usize,
+    /// Peak learning rate of AdamW (default: 1e-3 with --scratch, 3e-5 with --init).
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Examples per step.
+    #[arg(long, default_value_t = 32)]
+    batch_size: usize,
+    /// Longest input in tokens, [CLS] and [SEP] included; longer texts are truncated.
+    #[arg(long, default_value_t = 128)]
+    max_seq_len: usize,
+    /// Fraction of the training steps spent warming the learning rate up from 0 (then linear decay to 0).
+    #[arg(long, default_value_t = 0.06)]
+    warmup: f64,
+    /// AdamW decoupled weight decay (not applied to biases and LayerNorm).
+    #[arg(long, default_value_t = 0.01)]
+    weight_decay: f64,
+    /// Gradients are scaled down to at most this global L2 norm.
+    #[arg(long, default_value_t = 1.0)]
+    max_grad_norm: f64,
+    /// Dropout for hidden states and attention (default: the checkpoint's; 0.1 with --scratch).
+    #[arg(long)]
+    dropout: Option<f64>,
+    /// Seed for the initial weights, dropout and batch order; on CPU the same seed gives the same model (without --time-budget).
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Stop training after this many seconds (final evaluation and writing included); the learning rate decays to 0 by then.
+    #[arg(long)]
+    time_budget: Option<f64>,
+    /// Also evaluate on dev every N steps (default: once per epoch).
+    #[arg(long)]
+    eval_every: Option<usize>,
+    /// --scratch: transformer layers.
+    #[arg(long, default_value_t = ScratchShape::default().layers)]
+    layers: i64,
+    /// --scratch: hidden size.
+    #[arg(long, default_value_t = ScratchShape::default().hidden)]
+    hidden: i64,
+    /// --scratch: attention heads (must divide --hidden).
+    #[arg(long, default_value_t = ScratchShape::default().heads)]
+    heads: i64,
+    /// --scratch: feed-forward size.
+    #[arg(long, default_value_t = ScratchShape::default().intermediate)]
+    intermediate: i64,
+    /// --scratch: characters and words seen fewer times in training stay out of the vocabulary.
+    #[arg(long, default_value_t = ScratchShape::default().vocab.min_count)]
+    min_count: usize,
+    /// --scratch: at most this many whole (non-CJK) words in the vocabulary.
+    #[arg(long, default_value_t = ScratchShape::default().vocab.max_words)]
+    max_words: usize,
+    /// Hide the progress bar.
+    #[arg(long)]
+    quiet: bool,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+fn main() -> std::process::ExitCode {
+    match run() {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            // The message chain, without anyhow's backtrace: errors here are about input.
+            eprintln!("error: {e:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run() -> anyhow::Result<()> {
+    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
+        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+    ).init();
+    match Cli::parse().command {
+        Command::Split { input, out, ratios, seed } => {
+            let summary = split_file(&input, &out, ratios, seed)?;
+            let d = &summary.dedup;
+            println!(
+                "read {} rows: dropped {} exact duplicates and {} rows of {} texts with conflicting labels; kept {}",
+                d.rows_read, d.duplicate_rows, d.conflicting_rows, d.conflicting_texts, d.kept
+            );
+            for (name, counts) in SPLIT_FILES.iter().zip(&summary.counts) {
+                let total: usize = counts.values().sum();
+                println!("{}: {total} ({counts:?})", out.join(name).display());
+            }
+        }
+        Command::Fit(args) => run_fit(*args)?,
+        Command::Eval { model, data, json, run } => {
+            let metrics = evaluate::evaluate_file(&model, &data, &load_options(run))?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&metrics)?);
+            } else {
+                print!("{}", report::metrics_table(&metrics));
+            }
+        }
+        Command::Predict { model, input, output, run } => {
+            let options = load_options(run);
+            let count = match &output {
+                Some(path) => {
+                    let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
+                    let mut writer = std::io::BufWriter::new(file);
+                    let n = evaluate::predict_file(&model, &input, &mut writer, &options)?;
+                    writer.flush().with_context(|| format!("writing {}", path.display()))?;
+                    n
+                }
+                None => evaluate::predict_file(&model, &input, &mut std::io::stdout().lock(), &options)?,
+            };
+            eprintln!("classified {count} texts");
+        }
+    }
+    Ok(())
+}
+
+fn load_options(run: RunArgs) -> LoadOptions {
+    set_threads(run.threads);
+    LoadOptions { device: run.device, ..Default::default() }
+}
+
+fn set_threads(threads: i32) {
+    if threads > 0 {
+        tch::set_num_threads(threads);
+    }
+}
+
+fn run_fit(a: FitArgs) -> anyhow::Result<()> {
+    set_threads(a.run.threads);
+    let start = match a.init {
+        Some(dir) => Start::Init(dir),
+        None => Start::Scratch(ScratchShape {
+            layers: a.layers,
+            hidden: a.hidden,
+            heads: a.heads,
+            intermediate: a.intermediate,
+            vocab: VocabShape { min_count: a.min_count, max_words: a.max_words },
+        }),
+    };
+    let lr = a.lr.unwrap_or(if matches!(start, Start::Scratch(_)) { 1e-3 } else { 3e-5 });
+    let options = FitOptions {
+        train: a.train,
+        dev: a.dev,
+        test: a.test,
+        out: a.out.clone(),
+        start,
+        epochs: a.epochs,
+        lr,
+        batch_size: a.batch_size,
+        max_seq_len: a.max_seq_len,
+        warmup: a.warmup,
+        weight_decay: a.weight_decay,
+        max_grad_norm: a.max_grad_norm,
+        dropout: a.dropout,
+        seed: a.seed,
+        time_budget: a.time_budget,
+        eval_every: a.eval_every,
+        device: a.run.device.resolve()?,
+        progress: !a.quiet,
+    };
+    let summary = fit(&options)?;
+    print!("{}", report::fit_report(&summary));
+    println!("wrote {}", a.out.display());
+    Ok(())
 }

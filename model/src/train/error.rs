@@ -1,0 +1,31 @@
+use std::path::PathBuf;
+
+use crate::error::ModelError;
+
+/// What can go wrong preparing data, training or evaluating; each names its file (and line).
+#[derive(Debug, thiserror::Error)]
+pub enum TrainError {
+    #[error("{path}: {source}")]
+    Io { path: PathBuf, source: std::io::Error },
+    #[error("{path}:{line}: {message}")]
+    BadLine { path: PathBuf, line: usize, message: String },
+    #[error("{0}: no examples (the file is empty or holds only a header)")]
+    Empty(PathBuf),
+    #[error("{path}: label `{label}` never occurs in the training data (training labels: {known})")]
+    UnknownLabel { path: PathBuf, label: String, known: String },
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Model(#[from] ModelError),
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+}
+
+impl TrainError {
+    pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
+        let path = path.into();
+        move |source| TrainError::Io { path, source }
+    }
+}
+
+pub type Result<T, E = TrainError> = std::result::Result<T, E>;

@@ -1,0 +1,275 @@
+//! `fit`: fine-tune (or train from scratch) on a labelled TSV, evaluate on dev
+//! every epoch, keep the best weights by macro-F1, and write the model
+//! directory. Everything is written into a temporary directory beside `--out`
+//! and renamed into place at the end, so a failure leaves no half-written model.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+use tch::{Device, Kind, Tensor};
+
+use super::data::{digest, label_counts, read_tsv, Example, SplitMix64};
+use super::error::{Result, TrainError};
+use super::evaluate::{label_indices, metrics_from_scores, score_all};
+use super::init::{prepare, PrepareArgs, Prepared, Start};
+use super::metrics::Metrics;
+use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
+use super::output::{write_model_dir, OutputDir};
+use super::report::EpochRecord;
+
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    pub train: PathBuf,
+    pub dev: PathBuf,
+    pub test: Option<PathBuf>,
+    pub out: PathBuf,
+    pub start: Start,
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub max_seq_len: usize,
+    /// Fraction of training spent warming up.
+    pub warmup: f64,
+    pub weight_decay: f64,
+    pub max_grad_norm: f64,
+    pub dropout: Option<f64>,
+    pub seed: u64,
+    /// Seconds for the whole fit, final evaluation included.
+    pub time_budget: Option<f64>,
+    /// Also evaluate every this many steps (besides every epoch).
+    pub eval_every: Option<usize>,
+    pub device: Device,
+    pub progress: bool,
+}
+
+/// What a fit produced (also written as `metrics.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct FitSummary {
+    pub labels: Vec<String>,
+    pub train_counts: std::collections::BTreeMap<String, usize>,
+    pub best_epoch: f64,
+    pub dev: Metrics,
+    pub test: Option<Metrics>,
+    pub history: Vec<EpochRecord>,
+    pub steps: usize,
+    pub seconds: f64,
+    pub stopped_by_time_budget: bool,
+    pub parameters: i64,
+    pub config: serde_json::Value,
+}
+
+struct Data {
+    sequences: Vec<Vec<i64>>,
+    targets: Vec<usize>,
+}
+
+fn encode(prepared: &Prepared, examples: &[Example], labels: &[String], path: &Path) -> Result<Data> {
+    let targets = label_indices(examples, labels, path)?;
+    let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
+    Ok(Data { sequences: prepared.encoder.encode_all(&texts)?, targets })
+}
+
+/// Length-grouped batches: shuffle, sort pools of 50 batches by length, cut,
+/// shuffle the batches. Similar lengths share a batch, so padding stays small.
+fn batches(lengths: &[usize], batch_size: usize, rng: &mut SplitMix64) -> Vec<Vec<usize>> {
+    let mut order: Vec<usize> = (0..lengths.len()).collect();
+    rng.shuffle(&mut order);
+    let mut out = Vec::new();
+    for pool in order.chunks(batch_size * 50) {
+        let mut pool = pool.to_vec();
+        pool.sort_by_key(|&i| lengths[i]);
+        out.extend(pool.chunks(batch_size).map(<[usize]>::to_vec));
+    }
+    rng.shuffle(&mut out);
+    out
+}
+
+fn to_tensors(data: &Data, rows: &[usize], pad_id: i64, device: Device) -> (Tensor, Tensor, Tensor) {
+    let seqs: Vec<Vec<i64>> = rows.iter().map(|&i| data.sequences[i].clone()).collect();
+    let batch = crate::tokenize::EncodedBatch::pad(&seqs, pad_id);
+    let shape = [batch.rows as i64, batch.seq_len as i64];
+    let ids = Tensor::from_slice(&batch.ids).view(shape).to_device(device);
+    let mask = Tensor::from_slice(&batch.mask).view(shape).to_device(device);
+    let targets: Vec<i64> = rows.iter().map(|&i| data.targets[i] as i64).collect();
+    (ids, mask, Tensor::from_slice(&targets).to_device(device))
+}
+
+fn evaluate(p: &Prepared, data: &Data, labels: &[String], device: Device) -> Result<Metrics> {
+    let _guard = tch::no_grad_guard();
+    let scores = score_all(&data.sequences, p.encoder.pad_id(), 64, |b| {
+        let shape = [b.rows as i64, b.seq_len as i64];
+        let ids = Tensor::from_slice(&b.ids).view(shape).to_device(device);
+        let mask = Tensor::from_slice(&b.mask).view(shape).to_device(device);
+        Ok(p.model.forward_t(&ids, &mask, false).to_kind(Kind::Float))
+    })?;
+    Ok(metrics_from_scores(labels, &data.targets, &scores))
+}
+
+fn snapshot(p: &Prepared) -> HashMap<String, Tensor> {
+    let _guard = tch::no_grad_guard();
+    p.vs.variables().into_iter().map(|(n, t)| (n, t.detach().copy())).collect()
+}
+
+fn restore(p: &mut Prepared, best: &HashMap<String, Tensor>) -> Result<()> {
+    let _guard = tch::no_grad_guard();
+    for (name, mut var) in p.vs.variables() {
+        if let Some(saved) = best.get(&name) {
+            var.f_copy_(saved)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn fit(options: &FitOptions) -> Result<FitSummary> {
+    let started = Instant::now();
+    let train = read_tsv(&options.train)?;
+    let dev = read_tsv(&options.dev)?;
+    let test = options.test.as_deref().map(read_tsv).transpose()?;
+    let labels: Vec<String> = label_counts(&train).into_keys().collect();
+    if labels.len() < 2 {
+        return Err(TrainError::Invalid(format!("{}: need at least two labels, found {labels:?}", options.train.display())));
+    }
+    if options.batch_size == 0 || options.epochs == 0 {
+        return Err(TrainError::Invalid("--batch-size and --epochs must be at least 1".into()));
+    }
+    let output = OutputDir::create(&options.out)?;
+    let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
+    let args = PrepareArgs {
+        labels: &labels,
+        train_texts: &texts,
+        max_seq_len: options.max_seq_len,
+        dropout: options.dropout,
+        device: options.device,
+        seed: options.seed,
+    };
+    let mut prepared = prepare(&options.start, &args, output.path())?;
+    let train_data = encode(&prepared, &train, &labels, &options.train)?;
+    let dev_data = encode(&prepared, &dev, &labels, &options.dev)?;
+    let test_data = match (&test, &options.test) {
+        (Some(examples), Some(path)) => Some(encode(&prepared, examples, &labels, path)?),
+        _ => None,
+    };
+
+    let adam = AdamWConfig { weight_decay: options.weight_decay, ..Default::default() };
+    let mut optimizer = AdamW::new(&prepared.vs, adam);
+    let lengths: Vec<usize> = train_data.sequences.iter().map(Vec::len).collect();
+    let steps_per_epoch = train.len().div_ceil(options.batch_size);
+    let planned = steps_per_epoch * options.epochs;
+    let parameters: i64 = prepared.vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
+    tracing::info!(parameters, vocab = prepared.encoder.vocab_size(), steps = planned, "training");
+
+    let bar = progress_bar(options.progress, planned as u64);
+    let mut rng = SplitMix64::new(options.seed);
+    let mut history = Vec::new();
+    let mut best: Option<(f64, f64, HashMap<String, Tensor>, Metrics)> = None;
+    let (mut step, mut examples_seen, mut stopped) = (0usize, 0usize, false);
+    let mut eval_secs = 0.0f64;
+    let (mut loss_sum, mut loss_count) = (0.0f64, 0usize);
+    let train_start = Instant::now();
+    'epochs: for epoch in 0..options.epochs {
+        for (i, rows) in batches(&lengths, options.batch_size, &mut rng).into_iter().enumerate() {
+            let elapsed = started.elapsed().as_secs_f64();
+            let mut progress = step as f64 / planned as f64;
+            if let Some(budget) = options.time_budget {
+                // Leave time for the last evaluations and for writing the model. Before
+                // the first evaluation, guess it from the training rate (inference is
+                // about 3x cheaper per example than a training step).
+                let rate = examples_seen as f64 / train_start.elapsed().as_secs_f64().max(1e-9);
+                let dev_secs = match (eval_secs > 0.0, examples_seen > 0) {
+                    (true, _) => eval_secs,
+                    (false, true) => dev.len() as f64 / (3.0 * rate),
+                    (false, false) => 0.0,
+                };
+                let test_share = test.as_ref().map_or(0.0, |t| t.len() as f64 / dev.len() as f64);
+                let reserve = dev_secs * (1.0 + test_share) * 1.2 + 2.0;
+                let usable = (budget - reserve).max(1.0);
+                if elapsed >= usable {
+                    stopped = true;
+                    break 'epochs;
+                }
+                progress = progress.max(elapsed / usable);
+            }
+            let lr = lr_at(options.lr, options.warmup, progress);
+            let (ids, mask, targets) = to_tensors(&train_data, &rows, prepared.encoder.pad_id(), options.device);
+            let loss = cross_entropy(&prepared.model.forward_t(&ids, &mask, true), &targets);
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.clip_grad_norm(options.max_grad_norm);
+            optimizer.step(lr);
+            step += 1;
+            examples_seen += rows.len();
+            loss_sum += loss.double_value(&[]);
+            loss_count += 1;
+            let rate = examples_seen as f64 / train_start.elapsed().as_secs_f64().max(1e-9);
+            bar.set_position(step as u64);
+            bar.set_message(format!("epoch {} loss {:.4} {rate:.0} ex/s", epoch + 1, loss_sum / loss_count as f64));
+            let last_of_epoch = i + 1 == steps_per_epoch;
+            if last_of_epoch || options.eval_every.is_some_and(|n| step % n == 0) {
+                let t = Instant::now();
+                let metrics = evaluate(&prepared, &dev_data, &labels, options.device)?;
+                eval_secs = t.elapsed().as_secs_f64();
+                let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count as f64, lr, &metrics, started);
+                if bar.is_hidden() {
+                    eprintln!("{}", record.line());
+                } else {
+                    bar.println(record.line());
+                }
+                (loss_sum, loss_count) = (0.0, 0);
+                history.push(record);
+                if best.as_ref().is_none_or(|b| metrics.macro_f1 > b.0) {
+                    best = Some((metrics.macro_f1, step as f64 / steps_per_epoch as f64, snapshot(&prepared), metrics));
+                }
+            }
+        }
+    }
+    bar.finish_and_clear();
+    // A budget that ran out mid-epoch still gets the partial epoch evaluated.
+    if history.last().is_none_or(|r| r.step != step) && step > 0 {
+        let metrics = evaluate(&prepared, &dev_data, &labels, options.device)?;
+        let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count.max(1) as f64, 0.0, &metrics, started);
+        eprintln!("{}", record.line());
+        history.push(record);
+        if best.as_ref().is_none_or(|b| metrics.macro_f1 > b.0) {
+            best = Some((metrics.macro_f1, step as f64 / steps_per_epoch as f64, snapshot(&prepared), metrics));
+        }
+    }
+    let Some((_, best_epoch, weights, dev_metrics)) = best else {
+        return Err(TrainError::Invalid("the time budget ran out before the first training step".into()));
+    };
+    restore(&mut prepared, &weights)?;
+    let test_metrics = test_data.as_ref().map(|d| evaluate(&prepared, d, &labels, options.device)).transpose()?;
+    let mut digest_files: Vec<&Path> = vec![&options.train, &options.dev];
+    if let Some(t) = &options.test {
+        digest_files.push(t);
+    }
+    let summary = FitSummary {
+        labels,
+        train_counts: label_counts(&train),
+        best_epoch,
+        dev: dev_metrics,
+        test: test_metrics,
+        history,
+        steps: step,
+        seconds: started.elapsed().as_secs_f64(),
+        stopped_by_time_budget: stopped,
+        parameters,
+        config: serde_json::to_value(&prepared.config).unwrap_or_default(),
+    };
+    write_model_dir(&output, &prepared, &summary, &digest(&digest_files)?, options.max_seq_len)?;
+    output.commit()?;
+    Ok(summary)
+}
+
+fn progress_bar(visible: bool, steps: u64) -> ProgressBar {
+    if !visible {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(steps);
+    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} [{elapsed_precise} < {eta}]")
+        .unwrap_or_else(|_| ProgressStyle::default_bar());
+    bar.set_style(style);
+    bar
+}

