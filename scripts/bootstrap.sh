@@ -16,9 +16,10 @@ sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 # --- Debian packages -------------------------------------------------------
 need_pkgs=()
-for p in cmake libcurl4-openssl-dev postgresql chromium openjdk-17-jre-headless maven docker-compose curl fonts-dejavu-core; do
+for p in cmake libcurl4-openssl-dev postgresql chromium openjdk-17-jre-headless maven docker-compose curl fonts-dejavu-core fonts-wqy-microhei; do
   dpkg -s "$p" >/dev/null 2>&1 || need_pkgs+=("$p")
 done
+command -v npm >/dev/null || need_pkgs+=(nodejs npm)
 if [ "${#need_pkgs[@]}" -gt 0 ]; then
   if command -v apt-get >/dev/null; then
     log "installing Debian packages: ${need_pkgs[*]}"

@@ -160,8 +160,9 @@ impl Batcher {
     }
 }
 
-/// Takes the next batch: HTTP jobs first (in order), then stream jobs around
-/// the oldest one, nearest in length first, while the limits allow.
+/// Takes the next batch: the waiting HTTP jobs alone if there are any (in
+/// order), else stream jobs around the oldest one, nearest in length first,
+/// while the limits allow.
 fn cut_batch(urgent: &mut VecDeque<Job>, window: &mut Vec<Job>, limits: &Limits) -> Vec<Job> {
     let mut batch: Vec<Job> = Vec::new();
     let mut longest = 0;
@@ -173,7 +174,8 @@ fn cut_batch(urgent: &mut VecDeque<Job>, window: &mut Vec<Job>, limits: &Limits)
         longest = len;
         batch.extend(urgent.pop_front());
     }
-    if window.is_empty() {
+    // A person is waiting: keep their batch small rather than fill it with stream texts.
+    if !batch.is_empty() || window.is_empty() {
         return batch;
     }
     // Stream jobs sorted by length; grow a run around the anchor (the oldest).

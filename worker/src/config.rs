@@ -107,8 +107,10 @@ pub struct RunArgs {
     pub model: ModelArgs,
     #[command(flatten)]
     pub batch: BatchArgs,
+    #[command(flatten)]
+    pub http: crate::http::HttpArgs,
     /// Postgres URL for the results table (never logged).
-    #[arg(long, env = "DATABASE_URL")]
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Secret,
     /// Address of the HTTP API, web page, health checks and metrics.
     #[arg(long, env = "HTTP_ADDR", default_value = "0.0.0.0:8080")]

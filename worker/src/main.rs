@@ -23,7 +23,7 @@ enum Command {
     /// Apply the database migrations and exit.
     Migrate {
         /// Postgres URL (never logged).
-        #[arg(long, env = "DATABASE_URL")]
+        #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
         database_url: Secret,
     },
 }

@@ -86,7 +86,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState::new(metrics.clone(), pool, consumer.clone(), classifier.clone(), http_tx, k.input_topic.clone());
+    let state = AppState::new(metrics.clone(), pool, consumer.clone(), classifier.clone(), http_tx, k.input_topic.clone(), args.http.clone())?;
     let listener = tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
     let server = tokio::spawn(http::serve(listener, state, stop_rx.clone()));

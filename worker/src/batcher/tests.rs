@@ -46,8 +46,9 @@ fn http_jobs_go_first() {
     let mut urgent: VecDeque<Job> = [job(100, 10), job(101, 10)].into_iter().collect();
     let mut window: Vec<Job> = (0..5).map(|i| job(i, 10)).collect();
     let batch = cut_batch(&mut urgent, &mut window, &limits(3, 1000));
-    assert_eq!(ids(&batch), ["0", "100", "101"]);
+    assert_eq!(ids(&batch), ["100", "101"], "HTTP jobs alone, ahead of the stream");
     assert!(urgent.is_empty());
+    assert_eq!(cut_batch(&mut urgent, &mut window, &limits(3, 1000)).len(), 3, "then the stream");
 }
 
 fn start(limits: Limits) -> (mpsc::Sender<Job>, mpsc::Receiver<Batch>, ModelSlots) {

@@ -1,19 +1,44 @@
-//! The HTTP side of the worker: health, readiness and metrics (and, as the
-//! API grows, classification and queries of the results table).
+//! The HTTP side of the worker: synchronous classification (joining the
+//! batcher's HTTP lane), the results table, stats, the old APIs, the web page,
+//! health, readiness, metrics and the OpenAPI description.
+//!
+//! - [`routes`]: the one list of endpoints (router and OpenAPI both read it);
+//! - [`guard`]: tokens, rate limits, concurrency bound, timeout; [`client`]: who a client is;
+//! - [`extract`] and [`error`]: bodies in, refusals out (always JSON);
+//! - [`classify`], [`reviews`], [`stats`], [`compat`], [`page`], [`openapi`]: the endpoints.
+
+pub mod classify;
+pub mod client;
+pub mod compat;
+pub mod config;
+pub mod error;
+pub mod extract;
+pub mod guard;
+pub mod openapi;
+pub mod page;
+pub mod reviews;
+pub mod routes;
+pub mod stats;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::State;
-use axum::http::StatusCode;
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::http::{header, HeaderValue, Method, StatusCode};
+use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use axum::{Json, Router};
 use model::ClassifierHandle;
 use rdkafka::consumer::Consumer;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub use config::HttpArgs;
+use error::ApiError;
+use guard::Guard;
+use routes::{Access, ENDPOINTS};
 
 use crate::batcher::Job;
 use crate::metrics::Metrics;
@@ -28,6 +53,8 @@ pub struct AppState {
     /// The batcher's HTTP lane.
     pub jobs: mpsc::Sender<Job>,
     pub input_topic: String,
+    pub limits: Arc<HttpArgs>,
+    pub guard: Arc<Guard>,
 }
 
 impl AppState {
@@ -38,20 +65,53 @@ impl AppState {
         classifier: ClassifierHandle,
         jobs: mpsc::Sender<Job>,
         input_topic: String,
-    ) -> Self {
-        Self { metrics, pool, consumer, classifier, jobs, input_topic }
+        http: HttpArgs,
+    ) -> anyhow::Result<Self> {
+        let guard = Arc::new(Guard::new(&http)?);
+        Ok(Self { metrics, pool, consumer, classifier, jobs, input_topic, limits: Arc::new(http), guard })
     }
 }
 
 pub fn router(state: AppState) -> Router {
-    Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
-        .with_state(state)
+    let mut api = Router::new();
+    let mut public = Router::new();
+    for e in ENDPOINTS {
+        match e.access {
+            Access::Api => api = api.route(e.path, (e.handler)()),
+            Access::Public => public = public.route(e.path, (e.handler)()),
+        }
+    }
+    let api = api
+        .route_layer(middleware::from_fn_with_state(state.clone(), guard::protect))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
+    let mut app = public
+        .merge(api)
+        .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
+        .layer(middleware::from_fn_with_state(state.clone(), count_requests));
+    let origins: Vec<HeaderValue> = state.limits.origins().iter().filter_map(|o| o.parse().ok()).collect();
+    if !origins.is_empty() {
+        app = app.layer(
+            CorsLayer::new()
+                .allow_origin(AllowOrigin::list(origins))
+                .allow_methods([Method::GET, Method::POST])
+                .allow_headers([header::CONTENT_TYPE, header::AUTHORIZATION])
+                .expose_headers([header::RETRY_AFTER])
+                .max_age(Duration::from_secs(600)),
+        );
+    }
+    app.with_state(state)
 }
 
-/// Serves until `stop` turns true, then lets in-flight requests finish.
+/// Counts every answer, refusals included, by route template (not raw path:
+/// ids would make the label set unbounded) and status.
+async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let response = next.run(req).await;
+    state.metrics.http_requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
+    response
+}
+
+/// Serves until `stop` turns true, then stops accepting and lets in-flight requests finish.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
     let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
     axum::serve(listener, app)
@@ -85,5 +145,5 @@ async fn readyz(State(state): State<AppState>) -> Response {
 }
 
 async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
-    ([(axum::http::header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], state.metrics.render())
 }

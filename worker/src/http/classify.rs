@@ -1,0 +1,103 @@
+//! `POST /v1/classify`: texts join the batcher's HTTP lane, which goes before
+//! the stream's backlog, and the caller awaits each text's prediction. Texts
+//! from HTTP are never stored or published.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use model::Prediction;
+use serde::{Deserialize, Serialize};
+use tokio::sync::{mpsc::error::TrySendError, oneshot};
+use tokio::time::Instant;
+
+use super::error::{ApiError, ApiResult};
+use super::extract::JsonBody;
+use super::AppState;
+use crate::batcher::{Job, Origin};
+
+/// `{"texts": [...]}`, or `{"text": "..."}` for one.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassifyRequest {
+    pub texts: Option<Vec<String>>,
+    pub text: Option<String>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct ClassifyResponse {
+    /// `<dir name>@<first 12 hex of sha256(weights)>`
+    pub model: String,
+    /// The model's labels in its own order (JSON objects do not keep an order).
+    pub labels: Vec<String>,
+    /// One per text, in request order.
+    pub results: Vec<TextResult>,
+    /// Time spent serving the request, in milliseconds.
+    pub took_ms: f64,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct TextResult {
+    pub label: String,
+    pub score: f32,
+    /// Every label's probability.
+    pub scores: BTreeMap<String, f32>,
+}
+
+pub async fn classify_handler(State(state): State<AppState>, JsonBody(request): JsonBody<ClassifyRequest>) -> ApiResult<Json<ClassifyResponse>> {
+    let started = Instant::now();
+    let texts = match (request.texts, request.text) {
+        (Some(texts), None) => texts,
+        (None, Some(text)) => vec![text],
+        _ => return Err(ApiError::Unprocessable("send exactly one of `texts` (a list) or `text` (a string)".into())),
+    };
+    let predictions = classify(&state, texts).await?;
+    let labels = &state.classifier.info().labels;
+    let results = predictions.into_iter().map(|p| text_result(labels, p)).collect();
+    let took_ms = started.elapsed().as_secs_f64() * 1000.0;
+    let info = state.classifier.info();
+    Ok(Json(ClassifyResponse { model: info.model_id.clone(), labels: labels.clone(), results, took_ms }))
+}
+
+pub fn text_result(labels: &[String], p: Prediction) -> TextResult {
+    let scores = labels.iter().cloned().zip(p.scores.iter().copied()).collect();
+    TextResult { label: p.label, score: p.score, scores }
+}
+
+/// Checks the texts against the limits, sends them to the HTTP lane and awaits
+/// every prediction (in order). Shared by every endpoint that classifies.
+pub async fn classify(state: &AppState, texts: Vec<String>) -> ApiResult<Vec<Prediction>> {
+    let limits = &state.limits;
+    if texts.is_empty() {
+        return Err(ApiError::Unprocessable("no texts to classify".into()));
+    }
+    if texts.len() > limits.max_texts_per_request {
+        return Err(ApiError::TooLarge(format!("{} texts in one request; the limit is {}", texts.len(), limits.max_texts_per_request)));
+    }
+    for (i, text) in texts.iter().enumerate() {
+        if text.trim().is_empty() {
+            return Err(ApiError::Unprocessable(format!("text {i} is empty")));
+        }
+        let chars = text.chars().count();
+        if chars > limits.max_text_chars {
+            return Err(ApiError::TooLarge(format!("text {i} has {chars} characters; the limit is {}", limits.max_text_chars)));
+        }
+    }
+    let encoder = state.classifier.encoder().clone();
+    let mut replies = Vec::with_capacity(texts.len());
+    for (i, text) in texts.into_iter().enumerate() {
+        let tokens = encoder.encode(&text).map_err(|e| ApiError::internal("tokenizing", e))?;
+        let (reply, answer) = oneshot::channel();
+        let job = Job { id: format!("http:{i}"), text, tokens, enqueued: Instant::now(), origin: Origin::Http(reply) };
+        state.jobs.try_send(job).map_err(|e| match e {
+            TrySendError::Full(_) => ApiError::Unavailable("the model queue is full; retry shortly"),
+            TrySendError::Closed(_) => ApiError::Unavailable("the worker is shutting down"),
+        })?;
+        replies.push(answer);
+    }
+    let mut predictions = Vec::with_capacity(replies.len());
+    for answer in replies {
+        predictions.push(answer.await.map_err(|_| ApiError::Unavailable("the model stopped before answering"))?);
+    }
+    Ok(predictions)
+}

@@ -1,0 +1,131 @@
+//! `GET /openapi.json`: OpenAPI 3.1 built from [`routes::ENDPOINTS`] (the list
+//! the router mounts) and the JSON Schemas of the bodies below.
+
+use axum::extract::State;
+use axum::Json;
+use serde_json::{json, Map, Value};
+
+use super::routes::{Access, ENDPOINTS};
+use super::AppState;
+
+pub async fn openapi_handler(State(state): State<AppState>) -> Json<Value> {
+    Json(document(&state.classifier.info().model_id))
+}
+
+pub fn document(model: &str) -> Value {
+    let mut paths = Map::new();
+    for e in ENDPOINTS {
+        let mut responses = Map::new();
+        for (status, body) in e.responses {
+            let content = if schema(body).is_some() {
+                json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}})
+            } else {
+                json!({ *body: {} })
+            };
+            responses.insert(status.to_string(), json!({"description": description(*status), "content": content}));
+        }
+        let mut op = json!({"summary": e.summary, "operationId": operation_id(e.method, e.path), "responses": responses});
+        if let Some(body) = e.request {
+            op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
+            if body == "QueryRequest" {
+                op["requestBody"]["content"]["application/x-www-form-urlencoded"] = json!({"schema": {"$ref": "#/components/schemas/QueryRequest"}});
+            }
+        }
+        let params = parameters(e.path);
+        if !params.is_empty() {
+            op["parameters"] = Value::Array(params);
+        }
+        if e.access == Access::Api {
+            op["security"] = json!([{"bearer": []}, {}]);
+        }
+        let item = paths.entry(e.path).or_insert_with(|| json!({}));
+        item[e.method] = op;
+    }
+    let schemas: Map<String, Value> = SCHEMAS.iter().filter_map(|name| Some((name.to_string(), schema(name)?))).collect();
+    json!({
+        "openapi": "3.1.0",
+        "info": {"title": "bertstream", "version": env!("CARGO_PKG_VERSION"),
+                 "description": format!("Text classification: the stream's results and synchronous queries. Model: {model}")},
+        "paths": paths,
+        "components": {
+            "schemas": schemas,
+            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Required when the worker has API_TOKENS"}}
+        }
+    })
+}
+
+fn operation_id(method: &str, path: &str) -> String {
+    let words: String = path.split(['/', '{', '}', '.']).filter(|w| !w.is_empty()).collect::<Vec<_>>().join("_");
+    format!("{method}_{}", if words.is_empty() { "index" } else { &words })
+}
+
+fn description(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        400 => "Malformed request (not JSON, not UTF-8, bad cursor)",
+        401 => "Missing or wrong bearer token",
+        404 => "Not found",
+        413 => "Body, number of texts or a text over its limit",
+        422 => "Well-formed JSON of the wrong shape, or an empty text",
+        429 => "Over the client's rate limit; see Retry-After",
+        503 => "Overloaded, timed out or shutting down; see Retry-After",
+        _ => "",
+    }
+}
+
+fn parameters(path: &str) -> Vec<Value> {
+    let query = |name: &str, schema: Value, text: &str| json!({"name": name, "in": "query", "required": false, "schema": schema, "description": text});
+    match path {
+        "/v1/reviews/{id}" => vec![json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}})],
+        "/static/{file}" => vec![json!({"name": "file", "in": "path", "required": true, "schema": {"type": "string"}})],
+        "/v1/reviews" => vec![
+            query("label", json!({"type": "string"}), "only this label"),
+            query("limit", json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 50}), "rows per page"),
+            query("before", json!({"type": "string"}), "the `next` cursor of the previous page"),
+        ],
+        _ => vec![],
+    }
+}
+
+const SCHEMAS: &[&str] = &[
+    "Error", "ClassifyRequest", "ClassifyResponse", "TextResult", "StoredReview", "ReviewPage", "Stats", "EncodeRequest",
+    "EncodeResponse", "QueryRequest", "QueryResponse", "Ready",
+];
+
+fn schema(name: &str) -> Option<Value> {
+    let scores = json!({"type": "object", "additionalProperties": {"type": "number"}, "description": "probability per label"});
+    let s = match name {
+        "Error" => json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
+            "properties": {"code": {"type": "string", "enum": ["bad_request", "unauthorized", "not_found", "too_large", "invalid_input", "rate_limited", "overloaded", "timeout", "internal"]},
+                           "message": {"type": "string"}}}}}),
+        "ClassifyRequest" => json!({"type": "object", "additionalProperties": false, "description": "exactly one of texts, text",
+            "properties": {"texts": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}, "text": {"type": "string", "minLength": 1}}}),
+        "TextResult" => json!({"type": "object", "required": ["label", "score", "scores"],
+            "properties": {"label": {"type": "string"}, "score": {"type": "number"}, "scores": scores}}),
+        "ClassifyResponse" => json!({"type": "object", "required": ["model", "labels", "results", "took_ms"],
+            "properties": {"model": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}}, "results": {"type": "array", "items": {"$ref": "#/components/schemas/TextResult"}}, "took_ms": {"type": "number"}}}),
+        "StoredReview" => json!({"type": "object", "required": ["id", "text", "label", "score", "scores", "model", "source", "classified_at"],
+            "properties": {"id": {"type": "string"}, "text": {"type": "string"}, "label": {"type": "string"}, "score": {"type": "number"}, "scores": scores,
+                "model": {"type": "string"}, "classified_at": {"type": "string", "format": "date-time"}, "fields": {"type": "object"},
+                "source": {"type": "object", "properties": {"topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"}}}}}),
+        "ReviewPage" => json!({"type": "object", "required": ["items", "next"],
+            "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/StoredReview"}}, "next": {"type": ["string", "null"]}}}),
+        "Stats" => json!({"type": "object", "properties": {"model": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
+            "counts": {"type": "object", "additionalProperties": {"type": "integer"}}, "total": {"type": "integer"}, "recent": {"type": "integer"},
+            "window_secs": {"type": "integer"}, "per_second": {"type": "number"}, "consumer_lag": {"type": "integer"}, "queue_depth": {"type": "integer"}}}),
+        "EncodeRequest" => json!({"type": "object", "required": ["texts"], "properties": {"id": {"description": "echoed back"},
+            "texts": {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
+            "is_tokenized": {"type": "boolean", "default": false}}}),
+        "EncodeResponse" => json!({"type": "object", "required": ["id", "result", "status"], "properties": {"id": {}, "status": {"const": 200},
+            "result": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "object", "properties": {
+                "pred_label": {"type": "array", "items": {"type": "string"}}, "score": {"type": "array", "items": {"type": "number"}}}}}}}),
+        "QueryRequest" => json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "description": "one sentence per line"}}}),
+        "QueryResponse" => json!({"type": "object", "required": ["result"], "properties": {
+            "result": {"oneOf": [{"type": "array", "items": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "string"}], "description": "[label, line]"}},
+                                 {"const": "error", "description": "the text was empty"}]},
+            "score": {"type": "array", "items": {"type": "number"}}, "model": {"type": "string"}}}),
+        "Ready" => json!({"type": "object", "properties": {"ready": {"type": "boolean"}, "model": {"type": "string"}, "postgres": {"type": "boolean"}, "kafka": {"type": "boolean"}}}),
+        _ => return None,
+    };
+    Some(s)
+}

@@ -1,0 +1,144 @@
+//! The one list of endpoints: the router mounts exactly these, and
+//! `/openapi.json` describes exactly these, so the two cannot drift apart.
+
+use axum::routing::{get, post, MethodRouter};
+
+use super::{classify, compat, openapi, page, reviews, stats, AppState};
+
+/// Who may call an endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Bearer token (when configured), rate limit, concurrency bound, timeout.
+    Api,
+    /// Always open: the page, its assets, health checks, metrics, this description.
+    Public,
+}
+
+pub struct Endpoint {
+    pub method: &'static str,
+    pub path: &'static str,
+    pub summary: &'static str,
+    pub access: Access,
+    /// Schema name of the JSON body (see `openapi::schema`), if any.
+    pub request: Option<&'static str>,
+    /// Status and schema name (or a media type for non-JSON answers).
+    pub responses: &'static [(u16, &'static str)],
+    pub handler: fn() -> MethodRouter<AppState>,
+}
+
+const API_ERRORS: [(u16, &str); 6] = [(400, "Error"), (401, "Error"), (413, "Error"), (422, "Error"), (429, "Error"), (503, "Error")];
+
+macro_rules! errors {
+    ($($ok:expr),*) => { &[$($ok,)* API_ERRORS[0], API_ERRORS[1], API_ERRORS[2], API_ERRORS[3], API_ERRORS[4], API_ERRORS[5]] };
+}
+
+pub const ENDPOINTS: &[Endpoint] = &[
+    Endpoint {
+        method: "post",
+        path: "/v1/classify",
+        summary: "Classify texts now: `{\"texts\": [...]}` or `{\"text\": \"...\"}`; they go before the stream's backlog",
+        access: Access::Api,
+        request: Some("ClassifyRequest"),
+        responses: errors!((200, "ClassifyResponse")),
+        handler: || post(classify::classify_handler),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/reviews/{id}",
+        summary: "The stored result of one review (404 if none)",
+        access: Access::Api,
+        request: None,
+        responses: errors!((200, "StoredReview"), (404, "Error")),
+        handler: || get(reviews::get_review),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/reviews",
+        summary: "Stored results, newest first; `label`, `limit` (1-500, default 50), `before` (the `next` cursor of the previous page)",
+        access: Access::Api,
+        request: None,
+        responses: errors!((200, "ReviewPage")),
+        handler: || get(reviews::list_reviews),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/stats",
+        summary: "Counts by label, results in the last minute, consumer lag",
+        access: Access::Api,
+        request: None,
+        responses: errors!((200, "Stats")),
+        handler: || get(stats::stats_handler),
+    },
+    Endpoint {
+        method: "post",
+        path: "/encode",
+        summary: "bert-base serving API (CLASS mode): `{\"id\", \"texts\", \"is_tokenized\"}`",
+        access: Access::Api,
+        request: Some("EncodeRequest"),
+        responses: errors!((200, "EncodeResponse")),
+        handler: || post(compat::encode_handler),
+    },
+    Endpoint {
+        method: "post",
+        path: "/api/v0.1/query",
+        summary: "The original demo API: form field (or JSON) `text`, one sentence per line",
+        access: Access::Api,
+        request: Some("QueryRequest"),
+        responses: errors!((200, "QueryResponse")),
+        handler: || post(compat::query_handler),
+    },
+    Endpoint {
+        method: "get",
+        path: "/",
+        summary: "The web page",
+        access: Access::Public,
+        request: None,
+        responses: &[(200, "text/html")],
+        handler: || get(page::index),
+    },
+    Endpoint {
+        method: "get",
+        path: "/static/{file}",
+        summary: "The web page's script and style sheet",
+        access: Access::Public,
+        request: None,
+        responses: &[(200, "text/plain"), (404, "Error")],
+        handler: || get(page::asset),
+    },
+    Endpoint {
+        method: "get",
+        path: "/healthz",
+        summary: "Liveness: the process answers",
+        access: Access::Public,
+        request: None,
+        responses: &[(200, "text/plain")],
+        handler: || get(super::healthz),
+    },
+    Endpoint {
+        method: "get",
+        path: "/readyz",
+        summary: "Readiness: model loaded, Kafka and Postgres reachable (503 if not)",
+        access: Access::Public,
+        request: None,
+        responses: &[(200, "Ready"), (503, "Ready")],
+        handler: || get(super::readyz),
+    },
+    Endpoint {
+        method: "get",
+        path: "/metrics",
+        summary: "Prometheus metrics",
+        access: Access::Public,
+        request: None,
+        responses: &[(200, "text/plain")],
+        handler: || get(super::metrics),
+    },
+    Endpoint {
+        method: "get",
+        path: "/openapi.json",
+        summary: "This description",
+        access: Access::Public,
+        request: None,
+        responses: &[(200, "application/json")],
+        handler: || get(openapi::openapi_handler),
+    },
+];

@@ -1,0 +1,56 @@
+//! `GET /v1/stats`: counts by label, recent throughput and consumer lag.
+
+use std::collections::BTreeMap;
+
+use axum::extract::State;
+use axum::Json;
+use serde::{Deserialize, Serialize};
+
+use super::error::{ApiError, ApiResult};
+use super::AppState;
+
+/// The window of "recent" throughput, in seconds.
+pub const WINDOW_SECS: i64 = 60;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Stats {
+    pub model: String,
+    /// Every label the model knows, in its order (counts may lack some).
+    pub labels: Vec<String>,
+    /// Stored results by label.
+    pub counts: BTreeMap<String, i64>,
+    pub total: i64,
+    /// Results classified in the last `window_secs` seconds (all workers sharing the table).
+    pub recent: i64,
+    pub window_secs: i64,
+    pub per_second: f64,
+    /// Messages behind the end of this worker's input partitions.
+    pub consumer_lag: i64,
+    /// Read but not yet in a model batch, in this worker.
+    pub queue_depth: i64,
+}
+
+pub async fn stats_handler(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
+    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT label, count(*) FROM classifications GROUP BY label")
+        .fetch_all(&state.pool)
+        .await
+        .map_err(|e| ApiError::internal("counting by label", e))?;
+    let recent: i64 = sqlx::query_scalar("SELECT count(*) FROM classifications WHERE classified_at > now() - make_interval(secs => $1)")
+        .bind(WINDOW_SECS as f64)
+        .fetch_one(&state.pool)
+        .await
+        .map_err(|e| ApiError::internal("counting recent results", e))?;
+    let counts: BTreeMap<String, i64> = rows.into_iter().collect();
+    let info = state.classifier.info();
+    Ok(Json(Stats {
+        model: info.model_id.clone(),
+        labels: info.labels.clone(),
+        total: counts.values().sum(),
+        counts,
+        recent,
+        window_secs: WINDOW_SECS,
+        per_second: recent as f64 / WINDOW_SECS as f64,
+        consumer_lag: state.metrics.consumer_lag.get(),
+        queue_depth: state.metrics.queue_depth.get(),
+    }))
+}
