@@ -28,7 +28,8 @@ scripts/services.sh up
 
 if [ "$short" = 1 ]; then
   profile=debug; limit=150; budget=${DEMO_TRAIN_SECONDS:-20}; demo_dir=${DEMO_DIR:-data/demo-short}
-  cargo build -q -p bertstream-model -p bertstream-worker -p bertstream-producer
+  # The same feature set as the test suite's build, so that nothing rebuilds.
+  cargo build -q --workspace --all-targets
 else
   profile=release; limit=0; budget=${DEMO_TRAIN_SECONDS:-240}; demo_dir=${DEMO_DIR:-data/demo}
   say "building (release; a few minutes the first time)"
