@@ -1,9 +1,12 @@
 #!/usr/bin/env python3
 """Sets the JSON lines of `forward_bench` (bertstream) and `torch_forward.py`
-(PyTorch) side by side: one row per device, dtype and shape, the median over
-rounds of each side's sequences/s, the ratio bertstream / PyTorch, and the
-ratio of CPU seconds per pass PyTorch / bertstream (less sensitive to other
-load on a shared machine; at --threads > 1 it counts OpenMP spinning too).
+(PyTorch) side by side: one row per device, dtype and shape, with
+- the median over rounds of each side's sequences/s and their ratio
+  bertstream / PyTorch;
+- the paired ratio: the median over rounds of bertstream / PyTorch within a
+  round (the two ran back to back), robust to load that comes and goes;
+- the CPU-time ratio: CPU seconds per pass PyTorch / bertstream (less
+  sensitive to other load; at --threads > 1 it counts OpenMP spinning too).
 
     python3 bench/model/summarize.py raw.jsonl [--markdown] [--json summary.json]
 
@@ -56,6 +59,9 @@ def summarize(rows):
             "bertstream_seq_per_s": ours_s, "bertstream_runs": ours,
             "peer": peer_impl, "peer_seq_per_s": theirs_s, "peer_runs": theirs,
             "ratio": ours_s / theirs_s if ours_s and theirs_s else None,
+            # Round by round (the i-th run of each side ran back to back): the median of
+            # bertstream / PyTorch within a round, robust to load that comes and goes.
+            "paired_ratio": statistics.median(a / b for a, b in zip(ours, theirs)) if ours and theirs else None,
             # PyTorch's CPU seconds per pass over bertstream's: > 1 when bertstream costs less CPU.
             "cpu_ratio": statistics.median(theirs_cpu) / statistics.median(ours_cpu) if ours_cpu and theirs_cpu else None,
         })
@@ -73,12 +79,13 @@ def fmt(x, digits=None):
 
 def table(summary, markdown):
     header = ["device", "dtype", "shape (batch×len)", "bertstream seq/s", "PyTorch seq/s", "ratio",
-              "CPU-time ratio"]
+              "paired ratio", "CPU-time ratio"]
     lines = []
     for s in summary:
         peer = fmt(s["peer_seq_per_s"]) + ("" if s["peer"] == "pytorch" else f" ({s['peer']})")
         lines.append([s["device"], s["dtype"], f"{s['batch']}×{s['seq_len']}",
-                      fmt(s["bertstream_seq_per_s"]), peer, fmt(s["ratio"], 3), fmt(s["cpu_ratio"], 3)])
+                      fmt(s["bertstream_seq_per_s"]), peer, fmt(s["ratio"], 3),
+                      fmt(s["paired_ratio"], 3), fmt(s["cpu_ratio"], 3)])
     if markdown:
         rows = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
         rows += ["| " + " | ".join(l) + " |" for l in lines]
