@@ -378,7 +378,6 @@ impl Ledger {
     }
 
     /// L1: every input id is in exactly one of the table and the DLQ; no id twice in the table.
-    /// `id_of` maps an input record to its id (the key, for the tests' messages).
     pub fn assert_l1(&self) {
         let table: std::collections::BTreeSet<&String> = self.table.iter().collect();
         assert_eq!(table.len(), self.table.len(), "an id twice in the table");
