@@ -83,21 +83,24 @@ impl BertSelfAttention {
         }
     }
 
-    /// `mask`: boolean `[batch, 1, 1, seq]`, true where a key may be attended to.
-    pub fn forward_t(&self, hidden: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let (batch, seq, width) = hidden.size3().expect("hidden states are [batch, seq, width]");
-        let heads = |x: Tensor| x.view([batch, seq, self.heads, self.head_dim]).transpose(1, 2);
+    /// `queries` attend to all of `hidden` (`[batch, seq, width]`); `queries` is
+    /// `hidden` itself or a prefix of its positions. `mask`: boolean
+    /// `[batch, 1, 1, seq]`, true where a key may be attended to; `None` when
+    /// nothing is padded, which lets libtorch pick its fastest kernel.
+    pub fn forward_t(&self, queries: &Tensor, hidden: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
+        let (batch, width) = (hidden.size()[0], hidden.size()[2]);
+        let heads = |x: Tensor| x.view([batch, -1, self.heads, self.head_dim]).transpose(1, 2);
         let context = Tensor::scaled_dot_product_attention(
-            &heads(self.query.forward(hidden)),
+            &heads(self.query.forward(queries)),
             &heads(self.key.forward(hidden)),
             &heads(self.value.forward(hidden)),
-            Some(mask),
+            mask,
             if train { self.dropout } else { 0.0 },
             false,
             None,
             false,
         );
-        context.transpose(1, 2).contiguous().view([batch, seq, width])
+        context.transpose(1, 2).contiguous().view([batch, -1, width])
     }
 }
 
@@ -134,8 +137,8 @@ impl BertAttention {
         }
     }
 
-    pub fn forward_t(&self, hidden: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        self.output.forward_t(&self.self_attention.forward_t(hidden, mask, train), hidden, train)
+    pub fn forward_t(&self, queries: &Tensor, hidden: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
+        self.output.forward_t(&self.self_attention.forward_t(queries, hidden, mask, train), queries, train)
     }
 }
 
@@ -179,8 +182,9 @@ impl BertLayer {
         }
     }
 
-    pub fn forward_t(&self, hidden: &Tensor, mask: &Tensor, train: bool) -> Tensor {
-        let attended = self.attention.forward_t(hidden, mask, train);
+    /// New states for the positions of `queries` (see [`BertSelfAttention::forward_t`]).
+    pub fn forward_t(&self, queries: &Tensor, hidden: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
+        let attended = self.attention.forward_t(queries, hidden, mask, train);
         self.output.forward_t(&self.intermediate.forward(&attended), &attended, train)
     }
 }
@@ -197,8 +201,14 @@ impl BertEncoder {
         Self { layers: (0..c.num_hidden_layers).map(|i| BertLayer::new(&p / i, c, activation)).collect() }
     }
 
-    pub fn forward_t(&self, hidden: Tensor, mask: &Tensor, train: bool) -> Tensor {
-        self.layers.iter().fold(hidden, |h, layer| layer.forward_t(&h, mask, train))
+    /// With `cls_only`, the last layer computes the `[CLS]` position alone
+    /// (`[batch, 1, hidden]`): all a classifier reads, and the same numbers.
+    pub fn forward_t(&self, hidden: Tensor, mask: Option<&Tensor>, train: bool, cls_only: bool) -> Tensor {
+        let last = self.layers.len().saturating_sub(1);
+        self.layers.iter().enumerate().fold(hidden, |h, (i, layer)| {
+            let queries = if cls_only && i == last { h.narrow(1, 0, 1) } else { h.shallow_clone() };
+            layer.forward_t(&queries, &h, mask, train)
+        })
     }
 }
 
@@ -235,10 +245,13 @@ impl BertModel {
         }
     }
 
-    /// Returns the sequence output `[batch, seq, hidden]`; `attention_mask` is 1 for tokens, 0 for padding.
-    pub fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
-        let mask = attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1);
-        self.encoder.forward_t(self.embeddings.forward_t(input_ids, train), &mask, train)
+    /// Returns the sequence output `[batch, seq, hidden]` (`[batch, 1, hidden]`,
+    /// the `[CLS]` position, with `cls_only`); `attention_mask` is 1 for tokens, 0 for padding.
+    pub fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool, cls_only: bool) -> Tensor {
+        // Length-grouped batches are often unpadded; SDPA is faster without a mask.
+        let padded = attention_mask.min().int64_value(&[]) == 0;
+        let mask = padded.then(|| attention_mask.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1));
+        self.encoder.forward_t(self.embeddings.forward_t(input_ids, train), mask.as_ref(), train, cls_only)
     }
 }
 
@@ -263,7 +276,7 @@ impl BertForSequenceClassification {
 
     /// Logits `[batch, labels]`.
     pub fn forward_t(&self, input_ids: &Tensor, attention_mask: &Tensor, train: bool) -> Tensor {
-        let sequence = self.bert.forward_t(input_ids, attention_mask, train);
+        let sequence = self.bert.forward_t(input_ids, attention_mask, train, true);
         let pooled = self.bert.pooler.forward(&sequence);
         self.classifier.forward(&pooled.dropout(self.dropout, train))
     }
