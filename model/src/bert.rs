@@ -50,6 +50,11 @@ impl BertEmbeddings {
         }
     }
 
+    /// The word embedding table `[vocab, hidden]` (tied to the masked-LM decoder).
+    pub fn word_embeddings(&self) -> &Tensor {
+        &self.word_embeddings.ws
+    }
+
     pub fn forward_t(&self, input_ids: &Tensor, train: bool) -> Tensor {
         let seq_len = input_ids.size()[1];
         let positions = Tensor::arange(seq_len, (Kind::Int64, input_ids.device()));
@@ -142,6 +147,15 @@ impl BertAttention {
     }
 }
 
+fn activate(x: Tensor, activation: Activation) -> Tensor {
+    match activation {
+        Activation::Gelu => x.gelu("none"),
+        Activation::GeluTanh => x.gelu("tanh"),
+        Activation::Relu => x.relu(),
+        Activation::Silu => x.silu(),
+    }
+}
+
 /// BertIntermediate: dense then the activation.
 #[derive(Debug)]
 pub struct BertIntermediate {
@@ -155,13 +169,7 @@ impl BertIntermediate {
     }
 
     pub fn forward(&self, hidden: &Tensor) -> Tensor {
-        let x = self.dense.forward(hidden);
-        match self.activation {
-            Activation::Gelu => x.gelu("none"),
-            Activation::GeluTanh => x.gelu("tanh"),
-            Activation::Relu => x.relu(),
-            Activation::Silu => x.silu(),
-        }
+        activate(self.dense.forward(hidden), self.activation)
     }
 }
 
@@ -279,5 +287,35 @@ impl BertForSequenceClassification {
         let sequence = self.bert.forward_t(input_ids, attention_mask, train, true);
         let pooled = self.bert.pooler.forward(&sequence);
         self.classifier.forward(&pooled.dropout(self.dropout, train))
+    }
+}
+
+/// BertForMaskedLM's head (`cls.predictions`): `transform` (dense, activation,
+/// LayerNorm), then the word embeddings (tied, as in HF) and a bias.
+#[derive(Debug)]
+pub struct BertMaskedLmHead {
+    dense: nn::Linear,
+    layer_norm: nn::LayerNorm,
+    bias: Tensor,
+    activation: Activation,
+}
+
+impl BertMaskedLmHead {
+    /// `p` is the model root: the head lives under `cls.predictions`.
+    pub fn new(p: &nn::Path, c: &BertConfig) -> crate::Result<Self> {
+        let p = p / "cls" / "predictions";
+        let transform = &p / "transform";
+        Ok(Self {
+            dense: linear(&transform / "dense", c.hidden_size, c.hidden_size),
+            layer_norm: layer_norm(transform, c),
+            bias: p.zeros("bias", &[c.vocab_size]),
+            activation: c.activation()?,
+        })
+    }
+
+    /// Vocabulary logits `[n, vocab]` for hidden states `[n, hidden]`.
+    pub fn forward(&self, hidden: &Tensor, word_embeddings: &Tensor) -> Tensor {
+        let x = self.layer_norm.forward(&activate(self.dense.forward(hidden), self.activation));
+        x.matmul(&word_embeddings.tr()) + &self.bias
     }
 }

@@ -8,6 +8,7 @@ use anyhow::Context;
 use bertstream_model::train::data::Ratios;
 use bertstream_model::train::fit::{fit, FitOptions};
 use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
+use bertstream_model::train::pretrain::{pretrain, PretrainOptions};
 use bertstream_model::train::{evaluate, report, split_file, SPLIT_FILES};
 use bertstream_model::{DeviceSpec, LoadOptions};
 use clap::{Args, Parser, Subcommand};
@@ -38,6 +39,8 @@ enum Command {
     },
     /// Train a classifier and write a model directory (loadable by the worker and by transformers).
     Fit(Box<FitArgs>),
+    /// Masked-LM pretraining of a compact BERT from scratch on unlabelled text, as a start for `fit --init`.
+    Pretrain(Box<PretrainArgs>),
     /// Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix on a labelled TSV.
     Eval {
         /// The model directory.
@@ -94,16 +97,49 @@ struct FitArgs {
     /// The model directory to write (replaced only once training succeeded).
     #[arg(long)]
     out: PathBuf,
-    /// Fine-tune this HF BERT checkpoint directory, with a new classifier head for the data's labels.
+    /// Fine-tune this HF BERT checkpoint directory (or a `pretrain` output), with a new classifier head for the data's labels.
     #[arg(long)]
     init: Option<PathBuf>,
     /// Train a compact BERT from scratch, with a vocabulary built from the training texts.
     #[arg(long)]
     scratch: bool,
-    /// Passes over the training data (fewer if --time-budget runs out first).
+    /// Also evaluate on dev every N steps (default: once per epoch).
+    #[arg(long)]
+    eval_every: Option<usize>,
+    #[command(flatten)]
+    schedule: ScheduleArgs,
+    #[command(flatten)]
+    shape: ShapeArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+#[derive(Args)]
+struct PretrainArgs {
+    /// Unlabelled text: `.tsv` files are read as `label<TAB>text` (labels ignored), other files one text per line.
+    #[arg(long, required = true, num_args = 1..)]
+    corpus: Vec<PathBuf>,
+    /// The model directory to write (an HF BertForMaskedLM; give it to `fit --init`).
+    #[arg(long)]
+    out: PathBuf,
+    /// Share of the tokens hidden and predicted.
+    #[arg(long, default_value_t = 0.15)]
+    mask_prob: f64,
+    #[command(flatten)]
+    schedule: ScheduleArgs,
+    #[command(flatten)]
+    shape: ShapeArgs,
+    #[command(flatten)]
+    run: RunArgs,
+}
+
+/// The optimisation flags `fit` and `pretrain` share.
+#[derive(Args)]
+struct ScheduleArgs {
+    /// Passes over the data (fewer if --time-budget runs out first).
     #[arg(long, default_value_t = 6)]
     epochs: usize,
-    /// Peak learning rate of AdamW (default: 1e-3 with --scratch, 3e-5 with --init).
+    /// Peak learning rate of AdamW (default: 1e-3 from scratch, 3e-5 with --init).
     #[arg(long)]
     lr: Option<f64>,
     /// Examples per step.
@@ -121,7 +157,7 @@ struct FitArgs {
     /// Gradients are scaled down to at most this global L2 norm.
     #[arg(long, default_value_t = 1.0)]
     max_grad_norm: f64,
-    /// Dropout for hidden states and attention (default: the checkpoint's; 0.1 with --scratch).
+    /// Dropout for hidden states and attention (default: the checkpoint's; 0.1 from scratch).
     #[arg(long)]
     dropout: Option<f64>,
     /// Seed for the initial weights, dropout and batch order; on CPU the same seed gives the same model (without --time-budget).
@@ -130,32 +166,44 @@ struct FitArgs {
     /// Stop training after this many seconds (final evaluation and writing included); the learning rate decays to 0 by then.
     #[arg(long)]
     time_budget: Option<f64>,
-    /// Also evaluate on dev every N steps (default: once per epoch).
-    #[arg(long)]
-    eval_every: Option<usize>,
-    /// --scratch: transformer layers.
-    #[arg(long, default_value_t = ScratchShape::default().layers)]
-    layers: i64,
-    /// --scratch: hidden size.
-    #[arg(long, default_value_t = ScratchShape::default().hidden)]
-    hidden: i64,
-    /// --scratch: attention heads (must divide --hidden).
-    #[arg(long, default_value_t = ScratchShape::default().heads)]
-    heads: i64,
-    /// --scratch: feed-forward size.
-    #[arg(long, default_value_t = ScratchShape::default().intermediate)]
-    intermediate: i64,
-    /// --scratch: characters and words seen fewer times in training stay out of the vocabulary.
-    #[arg(long, default_value_t = ScratchShape::default().vocab.min_count)]
-    min_count: usize,
-    /// --scratch: at most this many whole (non-CJK) words in the vocabulary.
-    #[arg(long, default_value_t = ScratchShape::default().vocab.max_words)]
-    max_words: usize,
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
-    #[command(flatten)]
-    run: RunArgs,
+}
+
+/// The shape of a model trained from scratch (`fit --scratch`, `pretrain`).
+#[derive(Args)]
+struct ShapeArgs {
+    /// Transformer layers.
+    #[arg(long, default_value_t = ScratchShape::default().layers)]
+    layers: i64,
+    /// Hidden size.
+    #[arg(long, default_value_t = ScratchShape::default().hidden)]
+    hidden: i64,
+    /// Attention heads (must divide --hidden).
+    #[arg(long, default_value_t = ScratchShape::default().heads)]
+    heads: i64,
+    /// Feed-forward size.
+    #[arg(long, default_value_t = ScratchShape::default().intermediate)]
+    intermediate: i64,
+    /// Characters and words seen fewer times stay out of the vocabulary.
+    #[arg(long, default_value_t = ScratchShape::default().vocab.min_count)]
+    min_count: usize,
+    /// At most this many whole (non-CJK) words in the vocabulary.
+    #[arg(long, default_value_t = ScratchShape::default().vocab.max_words)]
+    max_words: usize,
+}
+
+impl ShapeArgs {
+    fn shape(&self) -> ScratchShape {
+        ScratchShape {
+            layers: self.layers,
+            hidden: self.hidden,
+            heads: self.heads,
+            intermediate: self.intermediate,
+            vocab: VocabShape { min_count: self.min_count, max_words: self.max_words },
+        }
+    }
 }
 
 fn main() -> std::process::ExitCode {
@@ -187,6 +235,7 @@ fn run() -> anyhow::Result<()> {
             }
         }
         Command::Fit(args) => run_fit(*args)?,
+        Command::Pretrain(args) => run_pretrain(*args)?,
         Command::Eval { model, data, json, run } => {
             let metrics = evaluate::evaluate_file(&model, &data, &load_options(run))?;
             if json {
@@ -228,37 +277,68 @@ fn run_fit(a: FitArgs) -> anyhow::Result<()> {
     set_threads(a.run.threads);
     let start = match a.init {
         Some(dir) => Start::Init(dir),
-        None => Start::Scratch(ScratchShape {
-            layers: a.layers,
-            hidden: a.hidden,
-            heads: a.heads,
-            intermediate: a.intermediate,
-            vocab: VocabShape { min_count: a.min_count, max_words: a.max_words },
-        }),
+        None => Start::Scratch(a.shape.shape()),
     };
-    let lr = a.lr.unwrap_or(if matches!(start, Start::Scratch(_)) { 1e-3 } else { 3e-5 });
+    let s = a.schedule;
+    let lr = s.lr.unwrap_or(if matches!(start, Start::Scratch(_)) { 1e-3 } else { 3e-5 });
     let options = FitOptions {
         train: a.train,
         dev: a.dev,
         test: a.test,
         out: a.out.clone(),
         start,
-        epochs: a.epochs,
+        epochs: s.epochs,
         lr,
-        batch_size: a.batch_size,
-        max_seq_len: a.max_seq_len,
-        warmup: a.warmup,
-        weight_decay: a.weight_decay,
-        max_grad_norm: a.max_grad_norm,
-        dropout: a.dropout,
-        seed: a.seed,
-        time_budget: a.time_budget,
+        batch_size: s.batch_size,
+        max_seq_len: s.max_seq_len,
+        warmup: s.warmup,
+        weight_decay: s.weight_decay,
+        max_grad_norm: s.max_grad_norm,
+        dropout: s.dropout,
+        seed: s.seed,
+        time_budget: s.time_budget,
         eval_every: a.eval_every,
         device: a.run.device.resolve()?,
-        progress: !a.quiet,
+        progress: !s.quiet,
     };
     let summary = fit(&options)?;
     print!("{}", report::fit_report(&summary));
     println!("wrote {}", a.out.display());
+    Ok(())
+}
+
+fn run_pretrain(a: PretrainArgs) -> anyhow::Result<()> {
+    set_threads(a.run.threads);
+    let s = a.schedule;
+    let options = PretrainOptions {
+        corpus: a.corpus,
+        out: a.out.clone(),
+        shape: a.shape.shape(),
+        epochs: s.epochs,
+        lr: s.lr.unwrap_or(1e-3),
+        batch_size: s.batch_size,
+        max_seq_len: s.max_seq_len,
+        warmup: s.warmup,
+        weight_decay: s.weight_decay,
+        max_grad_norm: s.max_grad_norm,
+        dropout: s.dropout.unwrap_or(0.1),
+        mask_prob: a.mask_prob,
+        seed: s.seed,
+        time_budget: s.time_budget,
+        device: a.run.device.resolve()?,
+        progress: !s.quiet,
+    };
+    let summary = pretrain(&options)?;
+    println!(
+        "{} texts ({} duplicates dropped), {} tokens; {} steps in {:.0}s{}; {} parameters",
+        summary.texts,
+        summary.duplicates_dropped,
+        summary.tokens,
+        summary.steps,
+        summary.seconds,
+        if summary.stopped_by_time_budget { " (stopped by --time-budget)" } else { "" },
+        summary.parameters
+    );
+    println!("wrote {} (fine-tune it with `fit --init {}`)", a.out.display(), a.out.display());
     Ok(())
 }

@@ -4,7 +4,6 @@
 //! load, is deterministic for a seed, and leaves nothing behind on bad input.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 use bertstream_model::train::evaluate::{evaluate_file, predict_file};
 use bertstream_model::train::fit::{fit, FitOptions, FitSummary};
@@ -12,16 +11,15 @@ use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
 use bertstream_model::train::{split_file, TrainError};
 use bertstream_model::{Classifier, LoadOptions};
 
+mod common;
+use common::{fixtures, run_transformers_check};
+
 /// Torch's random generator is global: tests that fit one after another
 /// instead of at once, or the seeded runs would draw from each other's stream.
 static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 fn serial() -> std::sync::MutexGuard<'static, ()> {
     TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
-
-fn fixtures() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
 
 /// Small enough to train in seconds in a debug build.
@@ -94,24 +92,15 @@ fn scratch_fit_learns_and_writes_a_loadable_model() {
     check_with_transformers(&out, tmp.path(), &data.join("test.tsv"));
 }
 
-/// Runs `fixtures/check_hf_load.py` when the project venv has transformers.
+/// `fixtures/check_hf_load.py`: transformers gives the same probabilities on 40 test texts.
 fn check_with_transformers(model: &Path, tmp: &Path, test: &Path) {
-    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    let has_transformers = Command::new(&python).args(["-c", "import transformers"]).output().is_ok_and(|o| o.status.success());
-    if !has_transformers {
-        eprintln!("skipping the transformers check: {} cannot import transformers", python.display());
-        return;
-    }
     let texts = tmp.join("hf-texts.txt");
     let body: String = std::fs::read_to_string(test).expect("test").lines().skip(1).take(40).filter_map(|l| l.split_once('\t')).map(|(_, t)| format!("{t}\n")).collect();
     std::fs::write(&texts, body).expect("texts");
     let predictions = tmp.join("hf-predictions.jsonl");
     let mut file = std::fs::File::create(&predictions).expect("create");
     predict_file(model, &texts, &mut file, &LoadOptions::default()).expect("predict");
-    let output = Command::new(&python).arg(fixtures().join("check_hf_load.py")).arg(model).arg(&texts).arg(&predictions).output().expect("python runs");
-    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
-    assert!(output.status.success(), "transformers check failed:\n{log}");
-    eprintln!("{log}");
+    run_transformers_check("check_hf_load.py", &[model.as_os_str(), texts.as_os_str(), predictions.as_os_str()]);
 }
 
 #[test]

@@ -35,11 +35,8 @@ async fn kill_9_mid_run_then_restart_loses_nothing() {
     }
     let mut worker = Worker::start(&topics, &db, &[]);
     wait_until(STEADY, "all 6000 rows", || async { stored_count(&db).await == 6000 }).await;
-    assert!(worker.terminate(Duration::from_secs(30)).expect("exits").success(), "{}", worker.log_text());
-    let ledger = Ledger::collect(&topics, &db).await;
-    ledger.assert_l1();
-    ledger.assert_l4();
-    assert_all_committed(&topics);
+    worker.stop();
+    audit(&topics, &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -57,12 +54,9 @@ async fn sigterm_mid_run_drains_commits_and_exits_0() {
     assert_eq!(committed, stored, "committed offsets match the rows");
     let mut worker = Worker::start(&topics, &db, &[]);
     wait_until(STEADY, "all 4000 rows", || async { stored_count(&db).await == 4000 }).await;
-    assert!(worker.terminate(Duration::from_secs(30)).expect("exits").success());
-    let ledger = Ledger::collect(&topics, &db).await;
-    ledger.assert_l1();
-    ledger.assert_l4();
+    worker.stop();
+    let ledger = audit(&topics, &db).await;
     assert_eq!(ledger.output_duplicates(), 0, "a graceful stop publishes nothing twice");
-    assert_all_committed(&topics);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -82,12 +76,9 @@ async fn postgres_down_mid_run_holds_offsets_then_catches_up() {
     set_database_available(&db, true).await;
     assert!(committed_during <= stored_count(&db).await, "committed past the table");
     wait_until(STEADY, "all 3000 rows after Postgres returns", || async { stored_count(&db).await == 3000 }).await;
-    assert!(worker.terminate(Duration::from_secs(30)).expect("exits").success(), "{}", worker.log_text());
+    worker.stop();
     assert!(worker.log_text().contains("postgres upsert failed; retrying"));
-    let ledger = Ledger::collect(&topics, &db).await;
-    ledger.assert_l1();
-    ledger.assert_l4();
-    assert_all_committed(&topics);
+    audit(&topics, &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -102,11 +93,8 @@ async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_leav
     })
     .await;
     wait_until(STEADY, "some rows", || async { stored_count(&db).await >= 1500 }).await;
-    assert!(first.terminate(Duration::from_secs(30)).expect("first exits").success(), "{}", first.log_text());
+    first.stop();
     wait_until(STEADY, "all 6000 rows", || async { stored_count(&db).await == 6000 }).await;
-    assert!(second.terminate(Duration::from_secs(30)).expect("second exits").success(), "{}", second.log_text());
-    let ledger = Ledger::collect(&topics, &db).await;
-    ledger.assert_l1();
-    ledger.assert_l4();
-    assert_all_committed(&topics);
+    second.stop();
+    audit(&topics, &db).await;
 }

@@ -107,16 +107,15 @@ pub fn consumer(args: &KafkaArgs, tracker: Arc<OffsetTracker>, metrics: Arc<Metr
 
 /// A message as read, before it is handed on.
 enum Received {
-    Valid(Job),
+    /// `ticket` is also in the job's `StreamMeta`; kept here to begin it before handing the job on.
+    Valid { ticket: Ticket, job: Job },
     Poison { ticket: Ticket, message: OwnedMessage, reason: Poison },
 }
 
 impl Received {
     fn ticket(&self) -> &Ticket {
         match self {
-            Received::Valid(Job { origin: Origin::Stream(meta), .. }) => &meta.ticket,
-            Received::Valid(_) => unreachable!("stream jobs only"),
-            Received::Poison { ticket, .. } => ticket,
+            Received::Valid { ticket, .. } | Received::Poison { ticket, .. } => ticket,
         }
     }
 }
@@ -187,14 +186,21 @@ impl Source {
         match review {
             Ok((review, tokens)) => {
                 let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
-                let meta = StreamMeta { ticket, original: message.detach(), fields: review.extra, published_at, received_at: Utc::now() };
-                Some(Received::Valid(Job {
+                let meta = StreamMeta {
+                    ticket: ticket.clone(),
+                    original: message.detach(),
+                    fields: review.extra,
+                    published_at,
+                    received_at: Utc::now(),
+                };
+                let job = Job {
                     id: review.id,
                     text: review.text,
                     tokens,
                     enqueued: tokio::time::Instant::now(),
                     origin: Origin::Stream(meta),
-                }))
+                };
+                Some(Received::Valid { ticket, job })
             }
             Err(reason) => Some(Received::Poison { ticket, message: message.detach(), reason }),
         }
@@ -204,7 +210,7 @@ impl Source {
     /// batcher while it has room, poison ones to the DLQ.
     fn hand_on(&self, backlog: &mut VecDeque<Received>) {
         while let Some(front) = backlog.front() {
-            if matches!(front, Received::Valid(_)) && self.jobs.capacity() == 0 {
+            if matches!(front, Received::Valid { .. }) && self.jobs.capacity() == 0 {
                 return;
             }
             let Some(received) = backlog.pop_front() else { return };
@@ -212,7 +218,7 @@ impl Source {
                 continue; // revoked since it was read; its new owner reads it again
             }
             match received {
-                Received::Valid(job) => {
+                Received::Valid { job, .. } => {
                     if self.jobs.try_send(job).is_err() {
                         return; // the pipeline is shutting down
                     }

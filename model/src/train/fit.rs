@@ -74,7 +74,7 @@ fn encode(prepared: &Prepared, examples: &[Example], labels: &[String], path: &P
 
 /// Length-grouped batches: shuffle, sort pools of 50 batches by length, cut,
 /// shuffle the batches. Similar lengths share a batch, so padding stays small.
-fn batches(lengths: &[usize], batch_size: usize, rng: &mut SplitMix64) -> Vec<Vec<usize>> {
+pub(super) fn batches(lengths: &[usize], batch_size: usize, rng: &mut SplitMix64) -> Vec<Vec<usize>> {
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     rng.shuffle(&mut order);
     let mut out = Vec::new();
@@ -263,7 +263,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     Ok(summary)
 }
 
-fn progress_bar(visible: bool, steps: u64) -> ProgressBar {
+pub(super) fn progress_bar(visible: bool, steps: u64) -> ProgressBar {
     if !visible {
         return ProgressBar::hidden();
     }

@@ -84,14 +84,18 @@ pub fn prepare(start: &Start, args: &PrepareArgs<'_>, dir: &Path) -> Result<Prep
         Start::Scratch(_) => Vec::new(),
         Start::Init(init) => load_init_weights(&mut vs, init, dir, args.labels)?,
     };
-    let lowercase = true;
-    let tokenizer_config = tokenizer_config(args.max_seq_len, lowercase);
-    let path = dir.join(TOKENIZER_CONFIG_FILE);
-    std::fs::write(&path, tokenizer_config.to_string()).map_err(TrainError::io(&path))?;
+    write_tokenizer_config(dir, args.max_seq_len)?;
     Ok(Prepared { vs, model, config, encoder, fresh })
 }
 
-fn scratch_config(shape: &ScratchShape, args: &PrepareArgs<'_>, dir: &Path) -> Result<(BertConfig, TextEncoder)> {
+pub fn write_tokenizer_config(dir: &Path, max_seq_len: usize) -> Result<()> {
+    let lowercase = true;
+    let path = dir.join(TOKENIZER_CONFIG_FILE);
+    std::fs::write(&path, tokenizer_config(max_seq_len, lowercase).to_string()).map_err(TrainError::io(&path))
+}
+
+/// A `--scratch` model's config, and its vocabulary (written to `dir`) built from `args.train_texts`.
+pub fn scratch_config(shape: &ScratchShape, args: &PrepareArgs<'_>, dir: &Path) -> Result<(BertConfig, TextEncoder)> {
     let options = VocabOptions { min_count: shape.vocab.min_count, max_words: shape.vocab.max_words };
     let vocab = build_vocab(args.train_texts.iter().copied(), options)?;
     let vocab_path = dir.join(VOCAB_FILE);

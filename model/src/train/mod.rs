@@ -5,6 +5,8 @@
 //! - [`init`]: the starting model, scratch or an HF checkpoint;
 //! - [`optim`]: AdamW as torch computes it, clipping, the schedule;
 //! - [`fit`]: the training loop; [`output`]: the model directory, written atomically;
+//! - [`pretrain`]: masked-LM pretraining from scratch, a starting point for `fit --init`;
+//!   [`masking`]: BERT's masking recipe it uses;
 //! - [`evaluate`]: batched scoring, `eval` and `predict`;
 //! - [`metrics`], [`report`], [`chart`]: what a run measured, as text and PNG.
 
@@ -14,9 +16,11 @@ pub mod error;
 pub mod evaluate;
 pub mod fit;
 pub mod init;
+pub mod masking;
 pub mod metrics;
 pub mod optim;
 pub mod output;
+pub mod pretrain;
 pub mod report;
 pub mod vocab;
 

@@ -62,7 +62,7 @@ impl Drop for OutputDir {
     }
 }
 
-fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+pub(super) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| TrainError::Invalid(e.to_string()))?;
     std::fs::write(path, text + "\n").map_err(TrainError::io(path))
 }

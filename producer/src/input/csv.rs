@@ -110,7 +110,7 @@ impl Iterator for CsvEntries {
 
 #[cfg(test)]
 mod tests {
-    use super::super::tests::{read, summarize};
+    use super::super::tests::{assert_bytes_add_up, read, summarize};
     use super::super::{Columns, Entry, Format};
     use serde_json::json;
 
@@ -164,14 +164,6 @@ mod tests {
 
     #[test]
     fn bytes_add_up() {
-        let data = "id,text\na,one\nb\n\nc,three\n";
-        let total: u64 = read("r.csv", Format::Csv, Columns::default(), data)
-            .iter()
-            .map(|e| match e {
-                Ok(Entry::Review { bytes, .. } | Entry::Bad { bytes, .. }) => *bytes,
-                Err(_) => 0,
-            })
-            .sum();
-        assert_eq!(total, data.len() as u64);
+        assert_bytes_add_up("r.csv", Format::Csv, "id,text\na,one\nb\n\nc,three\n");
     }
 }

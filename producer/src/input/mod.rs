@@ -206,10 +206,9 @@ pub(crate) mod tests {
         assert!(review("x".repeat(129), "ok".into(), Map::new()).expect_err("long").contains("1 to 128"));
     }
 
-    #[test]
-    fn bytes_add_up_to_the_input_size() {
-        let data = "\u{feff}label\ttext\r\n\r\n1\t好\r\nbad\n\n0\tok";
-        let total: u64 = read("a.tsv", Format::Tsv, Columns::default(), data)
+    /// The bytes the entries of `data` account for (progress and rate use them) are all of it.
+    pub(crate) fn assert_bytes_add_up(name: &str, format: Format, data: &str) {
+        let total: u64 = read(name, format, Columns::default(), data)
             .iter()
             .map(|e| match e {
                 Ok(Entry::Review { bytes, .. } | Entry::Bad { bytes, .. }) => *bytes,
@@ -217,5 +216,10 @@ pub(crate) mod tests {
             })
             .sum();
         assert_eq!(total, data.len() as u64);
+    }
+
+    #[test]
+    fn bytes_add_up_to_the_input_size() {
+        assert_bytes_add_up("a.tsv", Format::Tsv, "\u{feff}label\ttext\r\n\r\n1\t好\r\nbad\n\n0\tok");
     }
 }

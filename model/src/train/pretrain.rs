@@ -1,0 +1,251 @@
+//! `pretrain`: masked-LM pretraining of a compact BERT from scratch on
+//! unlabelled text, so that `fit --init` starts from a model that already
+//! knows which characters go together. With small labelled sets a classifier
+//! trained from random weights memorises its training texts within a few
+//! epochs; one that first learnt to fill in masked characters generalises
+//! better (docs/training.md has the figures).
+//!
+//! The output is an HF `BertForMaskedLM` directory (config, weights with
+//! `bert.*` and `cls.predictions.*`, tokenizer), written atomically like `fit`'s.
+
+use std::collections::HashSet;
+use std::path::PathBuf;
+use std::time::Instant;
+
+use serde::Serialize;
+use tch::nn::VarStore;
+use tch::{Device, Tensor};
+
+use super::data::{read_tsv, SplitMix64};
+use super::error::{Result, TrainError};
+use super::fit::{batches, progress_bar};
+use super::masking::{mask_tokens, MaskIds};
+use super::init::{scratch_config, write_tokenizer_config, PrepareArgs, ScratchShape};
+use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
+use super::output::{write_json, OutputDir};
+use crate::bert::{BertMaskedLmHead, BertModel};
+use crate::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::tokenize::EncodedBatch;
+
+pub const PRETRAIN_FILE: &str = "pretrain.json";
+
+#[derive(Debug, Clone)]
+pub struct PretrainOptions {
+    /// Text files: `.tsv` files are read as `label<TAB>text` (labels ignored), others one text per line.
+    pub corpus: Vec<PathBuf>,
+    pub out: PathBuf,
+    pub shape: ScratchShape,
+    pub epochs: usize,
+    pub lr: f64,
+    pub batch_size: usize,
+    pub max_seq_len: usize,
+    pub warmup: f64,
+    pub weight_decay: f64,
+    pub max_grad_norm: f64,
+    pub dropout: f64,
+    /// Share of the tokens to predict (BERT's 15%).
+    pub mask_prob: f64,
+    pub seed: u64,
+    pub time_budget: Option<f64>,
+    pub device: Device,
+    pub progress: bool,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PretrainEpoch {
+    pub epoch: f64,
+    pub step: usize,
+    /// Mean masked-LM loss and share of masked tokens predicted right, over the steps since the last record.
+    pub loss: f64,
+    pub masked_accuracy: f64,
+    pub seconds: f64,
+}
+
+/// What a pretraining run did (also written as `pretrain.json`).
+#[derive(Debug, Clone, Serialize)]
+pub struct PretrainSummary {
+    pub texts: usize,
+    pub duplicates_dropped: usize,
+    pub tokens: usize,
+    pub history: Vec<PretrainEpoch>,
+    pub steps: usize,
+    pub seconds: f64,
+    pub stopped_by_time_budget: bool,
+    pub parameters: i64,
+    pub config: serde_json::Value,
+}
+
+/// The corpus texts, de-duplicated (first occurrence kept), and how many duplicates were dropped.
+pub fn read_corpus(files: &[PathBuf]) -> Result<(Vec<String>, usize)> {
+    let mut seen = HashSet::new();
+    let (mut texts, mut duplicates) = (Vec::new(), 0);
+    for file in files {
+        let lines: Vec<String> = if file.extension().is_some_and(|e| e == "tsv") {
+            read_tsv(file)?.into_iter().map(|e| e.text).collect()
+        } else {
+            let text = std::fs::read_to_string(file).map_err(TrainError::io(file))?;
+            text.lines().map(str::trim).filter(|l| !l.is_empty()).map(String::from).collect()
+        };
+        for line in lines {
+            if seen.insert(line.clone()) {
+                texts.push(line);
+            } else {
+                duplicates += 1;
+            }
+        }
+    }
+    if texts.is_empty() {
+        return Err(TrainError::Invalid(format!("--corpus {files:?}: no text")));
+    }
+    Ok((texts, duplicates))
+}
+
+pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
+    let started = Instant::now();
+    if options.batch_size == 0 || options.epochs == 0 {
+        return Err(TrainError::Invalid("--batch-size and --epochs must be at least 1".into()));
+    }
+    if !(options.mask_prob > 0.0 && options.mask_prob < 1.0) {
+        return Err(TrainError::Invalid("--mask-prob must be above 0 and below 1".into()));
+    }
+    let (texts, duplicates_dropped) = read_corpus(&options.corpus)?;
+    let output = OutputDir::create(&options.out)?;
+    let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let args = PrepareArgs {
+        labels: &[],
+        train_texts: &text_refs,
+        max_seq_len: options.max_seq_len,
+        dropout: Some(options.dropout),
+        device: options.device,
+        seed: options.seed,
+    };
+    let (mut config, encoder) = scratch_config(&options.shape, &args, output.path())?;
+    config.hidden_dropout_prob = options.dropout;
+    config.attention_probs_dropout_prob = options.dropout;
+    config.extra.insert("architectures".into(), serde_json::json!(["BertForMaskedLM"]));
+    config.validate()?;
+    write_tokenizer_config(output.path(), options.max_seq_len)?;
+
+    tch::manual_seed(options.seed as i64);
+    let vs = VarStore::new(options.device);
+    let activation = config.activation()?;
+    let bert = BertModel::new(vs.root() / "bert", &config, activation);
+    let head = BertMaskedLmHead::new(&vs.root(), &config)?;
+    let sequences = encoder.encode_all(&text_refs)?;
+    let tokens: usize = sequences.iter().map(Vec::len).sum();
+    let mask_ids = MaskIds::of(&encoder)?;
+
+    let mut optimizer = AdamW::new(&vs, AdamWConfig { weight_decay: options.weight_decay, ..Default::default() });
+    let parameters: i64 = vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
+    let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
+    let steps_per_epoch = sequences.len().div_ceil(options.batch_size);
+    let planned = steps_per_epoch * options.epochs;
+    tracing::info!(parameters, texts = texts.len(), tokens, steps = planned, "pretraining");
+    let bar = progress_bar(options.progress, planned as u64);
+    let mut rng = SplitMix64::new(options.seed);
+    let (mut step, mut stopped, mut history) = (0usize, false, Vec::new());
+    let (mut loss_sum, mut correct, mut predicted, mut steps_since) = (0.0f64, 0i64, 0i64, 0usize);
+    'epochs: for epoch in 0..options.epochs {
+        let epoch_batches = batches(&lengths, options.batch_size, &mut rng);
+        for (i, rows) in epoch_batches.iter().enumerate() {
+            let mut progress = step as f64 / planned as f64;
+            if let Some(budget) = options.time_budget {
+                // A few seconds are kept for writing the model.
+                let usable = (budget - 3.0).max(1.0);
+                let elapsed = started.elapsed().as_secs_f64();
+                if elapsed >= usable {
+                    stopped = true;
+                    break 'epochs;
+                }
+                progress = progress.max(elapsed / usable);
+            }
+            let seqs: Vec<Vec<i64>> = rows.iter().map(|&r| sequences[r].clone()).collect();
+            let batch = EncodedBatch::pad(&seqs, encoder.pad_id());
+            let m = mask_tokens(&batch, &mask_ids, options.mask_prob, &mut rng);
+            let shape = [batch.rows as i64, batch.seq_len as i64];
+            let ids = Tensor::from_slice(&m.inputs).view(shape).to_device(options.device);
+            let attention = Tensor::from_slice(&batch.mask).view(shape).to_device(options.device);
+            let positions = Tensor::from_slice(&m.positions).to_device(options.device);
+            let targets = Tensor::from_slice(&m.targets).to_device(options.device);
+            let hidden = bert.forward_t(&ids, &attention, true, false).view([-1, config.hidden_size]);
+            let logits = head.forward(&hidden.index_select(0, &positions), bert.embeddings.word_embeddings());
+            let loss = cross_entropy(&logits, &targets);
+            optimizer.zero_grad();
+            loss.backward();
+            optimizer.clip_grad_norm(options.max_grad_norm);
+            optimizer.step(lr_at(options.lr, options.warmup, progress));
+            step += 1;
+            steps_since += 1;
+            loss_sum += loss.double_value(&[]);
+            correct += logits.argmax(-1, false).eq_tensor(&targets).sum(tch::Kind::Int64).int64_value(&[]);
+            predicted += m.targets.len() as i64;
+            bar.set_position(step as u64);
+            bar.set_message(format!("epoch {} mlm loss {:.3}", epoch + 1, loss_sum / steps_since as f64));
+            if i + 1 == epoch_batches.len() {
+                history.push(record(step, steps_per_epoch, loss_sum, steps_since, correct, predicted, started, &bar));
+                (loss_sum, correct, predicted, steps_since) = (0.0, 0, 0, 0);
+            }
+        }
+    }
+    bar.finish_and_clear();
+    if steps_since > 0 {
+        history.push(record(step, steps_per_epoch, loss_sum, steps_since, correct, predicted, started, &bar));
+    }
+    if step == 0 {
+        return Err(TrainError::Invalid("the time budget ran out before the first pretraining step".into()));
+    }
+    let summary = PretrainSummary {
+        texts: texts.len(),
+        duplicates_dropped,
+        tokens,
+        history,
+        steps: step,
+        seconds: started.elapsed().as_secs_f64(),
+        stopped_by_time_budget: stopped,
+        parameters,
+        config: serde_json::to_value(&config).unwrap_or_default(),
+    };
+    let dir = output.path();
+    write_json(&dir.join(CONFIG_FILE), &config)?;
+    save_weights(&vs, &dir.join(WEIGHTS_FILE))?;
+    encoder.save(&dir.join(TOKENIZER_FILE))?;
+    let meta = Meta {
+        max_seq_len: options.max_seq_len,
+        created_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ..Default::default()
+    };
+    write_json(&dir.join(META_FILE), &meta)?;
+    write_json(&dir.join(PRETRAIN_FILE), &summary)?;
+    output.commit()?;
+    Ok(summary)
+}
+
+#[allow(clippy::too_many_arguments)]
+fn record(
+    step: usize,
+    steps_per_epoch: usize,
+    loss_sum: f64,
+    steps: usize,
+    correct: i64,
+    predicted: i64,
+    started: Instant,
+    bar: &indicatif::ProgressBar,
+) -> PretrainEpoch {
+    let r = PretrainEpoch {
+        epoch: step as f64 / steps_per_epoch as f64,
+        step,
+        loss: loss_sum / steps as f64,
+        masked_accuracy: correct as f64 / predicted.max(1) as f64,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    let line = format!(
+        "epoch {:5.2}  step {:6}  mlm loss {:.4}  masked accuracy {:.4}  ({:.0}s)",
+        r.epoch, r.step, r.loss, r.masked_accuracy, r.seconds
+    );
+    if bar.is_hidden() {
+        eprintln!("{line}");
+    } else {
+        bar.println(line);
+    }
+    r
+}

@@ -1,0 +1,23 @@
+//! What the model crate's integration tests share.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// Runs `fixtures/<script>` with `args` in the project venv and fails the
+/// test if it fails; skipped (with a note) where the venv has no transformers.
+pub fn run_transformers_check(script: &str, args: &[&std::ffi::OsStr]) {
+    let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
+    let has_transformers = Command::new(&python).args(["-c", "import transformers"]).output().is_ok_and(|o| o.status.success());
+    if !has_transformers {
+        eprintln!("skipping {script}: {} cannot import transformers", python.display());
+        return;
+    }
+    let output = Command::new(&python).arg(fixtures().join(script)).args(args).output().expect("python runs");
+    let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
+    assert!(output.status.success(), "{script} failed:\n{log}");
+    eprintln!("{log}");
+}

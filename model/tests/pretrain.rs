@@ -1,0 +1,88 @@
+//! `pretrain` on a small real slice (`fixtures/reviews-small.tsv`): the
+//! masked-LM loss falls, the directory loads in transformers as a
+//! BertForMaskedLM, and `fit --init` of it trains a classifier that learns.
+
+use std::path::Path;
+
+use bertstream_model::train::fit::{fit, FitOptions};
+use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
+use bertstream_model::train::pretrain::{pretrain, PretrainOptions};
+use bertstream_model::train::split_file;
+use bertstream_model::{Classifier, LoadOptions};
+
+mod common;
+use common::{fixtures, run_transformers_check};
+
+#[test]
+fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("split");
+    split_file(&fixtures().join("reviews-small.tsv"), &data, "6:2:2".parse().expect("ratios"), 1).expect("split");
+    let pretrained = tmp.path().join("pretrained");
+    let options = PretrainOptions {
+        corpus: vec![data.join("train.tsv")],
+        out: pretrained.clone(),
+        shape: ScratchShape { layers: 1, hidden: 64, heads: 2, intermediate: 128, vocab: VocabShape { min_count: 2, max_words: 200 } },
+        epochs: 4,
+        lr: 3e-3,
+        batch_size: 16,
+        max_seq_len: 64,
+        warmup: 0.1,
+        weight_decay: 0.01,
+        max_grad_norm: 1.0,
+        dropout: 0.1,
+        mask_prob: 0.15,
+        seed: 5,
+        time_budget: None,
+        device: tch::Device::Cpu,
+        progress: false,
+    };
+    let summary = pretrain(&options).expect("pretrain");
+    let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));
+    assert_eq!(summary.history.len(), 4);
+    assert!(last.loss < first.loss - 0.3, "masked-LM loss did not fall: {first:?} -> {last:?}");
+    for file in ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "bertstream.json", "pretrain.json"] {
+        assert!(pretrained.join(file).is_file(), "{file} missing");
+    }
+    check_with_transformers(&pretrained, &data.join("dev.tsv"), tmp.path(), last.loss);
+
+    let model = tmp.path().join("model");
+    let fit_options = FitOptions {
+        train: data.join("train.tsv"),
+        dev: data.join("dev.tsv"),
+        test: None,
+        out: model.clone(),
+        start: Start::Init(pretrained),
+        epochs: 4,
+        lr: 3e-3,
+        batch_size: 16,
+        max_seq_len: 64,
+        warmup: 0.1,
+        weight_decay: 0.01,
+        max_grad_norm: 1.0,
+        dropout: None,
+        seed: 5,
+        time_budget: None,
+        eval_every: None,
+        device: tch::Device::Cpu,
+        progress: false,
+    };
+    let fitted = fit(&fit_options).expect("fit --init");
+    assert!(
+        fitted.dev.accuracy > fitted.dev.majority_accuracy() + 0.05,
+        "dev accuracy {} does not beat the majority class {}",
+        fitted.dev.accuracy,
+        fitted.dev.majority_accuracy()
+    );
+    let classifier = Classifier::load(&model, &LoadOptions::default()).expect("loads as a served model");
+    assert_eq!(classifier.labels(), ["-1", "1"]);
+}
+
+/// `fixtures/check_hf_mlm.py`: transformers loads every trained weight and scores the dev texts as we did.
+fn check_with_transformers(model: &Path, dev: &Path, tmp: &Path, our_loss: f64) {
+    let texts = tmp.join("mlm-texts.txt");
+    let body: String = std::fs::read_to_string(dev).expect("dev").lines().skip(1).filter_map(|l| l.split_once('\t')).map(|(_, t)| format!("{t}\n")).collect();
+    std::fs::write(&texts, body).expect("texts");
+    let loss = our_loss.to_string();
+    run_transformers_check("check_hf_mlm.py", &[model.as_os_str(), texts.as_os_str(), loss.as_ref()]);
+}
