@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the local Kafka (KRaft, single node) and
 # PostgreSQL that tests, the demo and CI use, on loopback:
-#   scripts/services.sh up|down|status|restart-kafka
+#   scripts/services.sh up|down|status|stop-kafka|start-kafka
 # Kafka: data in .run/kafka/data, log in .run/kafka/server.log, 127.0.0.1:9092.
 # Postgres: Debian's cluster on 127.0.0.1:5432, role `bertstream`, databases
 # `bertstream` and `bertstream_test`.
@@ -159,7 +159,8 @@ case "${1:-}" in
   up) pg_up; kafka_up ;;
   down) kafka_down; pg_down ;;
   status) status ;;
-  # For the broker-restart test: a controlled stop, then the same broker back with its data.
-  restart-kafka) kafka_down; kafka_up ;;
-  *) echo "usage: $0 up|down|status|restart-kafka" >&2; exit 2 ;;
+  # For the broker-restart test: the broker alone, stopped and started again with its data.
+  stop-kafka) kafka_down ;;
+  start-kafka) kafka_up ;;
+  *) echo "usage: $0 up|down|status|stop-kafka|start-kafka" >&2; exit 2 ;;
 esac
