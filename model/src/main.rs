@@ -6,7 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bertstream_model::train::data::Ratios;
-use bertstream_model::train::fit::{fit, FitOptions};
+use bertstream_model::train::fit::{fit, FitOptions, Schedule};
 use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
 use bertstream_model::train::pretrain::{pretrain, PretrainOptions};
 use bertstream_model::train::{evaluate, report, split_file, SPLIT_FILES};
@@ -171,6 +171,25 @@ struct ScheduleArgs {
     quiet: bool,
 }
 
+impl ScheduleArgs {
+    /// `default_lr` where `--lr` is not given.
+    fn schedule(&self, default_lr: f64, run: &RunArgs) -> anyhow::Result<Schedule> {
+        Ok(Schedule {
+            epochs: self.epochs,
+            lr: self.lr.unwrap_or(default_lr),
+            batch_size: self.batch_size,
+            max_seq_len: self.max_seq_len,
+            warmup: self.warmup,
+            weight_decay: self.weight_decay,
+            max_grad_norm: self.max_grad_norm,
+            seed: self.seed,
+            time_budget: self.time_budget,
+            device: run.device.resolve()?,
+            progress: !self.quiet,
+        })
+    }
+}
+
 /// The shape of a model trained from scratch (`fit --scratch`, `pretrain`).
 #[derive(Args)]
 struct ShapeArgs {
@@ -279,27 +298,16 @@ fn run_fit(a: FitArgs) -> anyhow::Result<()> {
         Some(dir) => Start::Init(dir),
         None => Start::Scratch(a.shape.shape()),
     };
-    let s = a.schedule;
-    let lr = s.lr.unwrap_or(if matches!(start, Start::Scratch(_)) { 1e-3 } else { 3e-5 });
+    let lr = if matches!(start, Start::Scratch(_)) { 1e-3 } else { 3e-5 };
     let options = FitOptions {
         train: a.train,
         dev: a.dev,
         test: a.test,
         out: a.out.clone(),
         start,
-        epochs: s.epochs,
-        lr,
-        batch_size: s.batch_size,
-        max_seq_len: s.max_seq_len,
-        warmup: s.warmup,
-        weight_decay: s.weight_decay,
-        max_grad_norm: s.max_grad_norm,
-        dropout: s.dropout,
-        seed: s.seed,
-        time_budget: s.time_budget,
+        dropout: a.schedule.dropout,
         eval_every: a.eval_every,
-        device: a.run.device.resolve()?,
-        progress: !s.quiet,
+        schedule: a.schedule.schedule(lr, &a.run)?,
     };
     let summary = fit(&options)?;
     print!("{}", report::fit_report(&summary));
@@ -309,24 +317,13 @@ fn run_fit(a: FitArgs) -> anyhow::Result<()> {
 
 fn run_pretrain(a: PretrainArgs) -> anyhow::Result<()> {
     set_threads(a.run.threads);
-    let s = a.schedule;
     let options = PretrainOptions {
         corpus: a.corpus,
         out: a.out.clone(),
         shape: a.shape.shape(),
-        epochs: s.epochs,
-        lr: s.lr.unwrap_or(1e-3),
-        batch_size: s.batch_size,
-        max_seq_len: s.max_seq_len,
-        warmup: s.warmup,
-        weight_decay: s.weight_decay,
-        max_grad_norm: s.max_grad_norm,
-        dropout: s.dropout.unwrap_or(0.1),
+        dropout: a.schedule.dropout.unwrap_or(0.1),
         mask_prob: a.mask_prob,
-        seed: s.seed,
-        time_budget: s.time_budget,
-        device: a.run.device.resolve()?,
-        progress: !s.quiet,
+        schedule: a.schedule.schedule(1e-3, &a.run)?,
     };
     let summary = pretrain(&options)?;
     println!(

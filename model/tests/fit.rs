@@ -6,13 +6,13 @@
 use std::path::{Path, PathBuf};
 
 use bertstream_model::train::evaluate::{evaluate_file, predict_file};
-use bertstream_model::train::fit::{fit, FitOptions, FitSummary};
+use bertstream_model::train::fit::{fit, FitOptions, FitSummary, Schedule};
 use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
 use bertstream_model::train::{split_file, TrainError};
 use bertstream_model::{Classifier, LoadOptions};
 
 mod common;
-use common::{fixtures, run_transformers_check};
+use common::{fixtures, run_transformers_check, small_schedule};
 
 /// Torch's random generator is global: tests that fit one after another
 /// instead of at once, or the seeded runs would draw from each other's stream.
@@ -30,19 +30,9 @@ fn options(split: &Path, out: &Path, epochs: usize) -> FitOptions {
         test: Some(split.join("test.tsv")),
         out: out.into(),
         start: Start::Scratch(ScratchShape { layers: 1, hidden: 64, heads: 2, intermediate: 128, vocab: VocabShape { min_count: 2, max_words: 200 } }),
-        epochs,
-        lr: 3e-3,
-        batch_size: 16,
-        max_seq_len: 64,
-        warmup: 0.1,
-        weight_decay: 0.01,
-        max_grad_norm: 1.0,
         dropout: Some(0.1),
-        seed: 3,
-        time_budget: None,
         eval_every: None,
-        device: tch::Device::Cpu,
-        progress: false,
+        schedule: small_schedule(epochs, 3e-3, 3),
     }
 }
 
@@ -143,10 +133,15 @@ fn init_from_a_checkpoint_gets_a_head_for_the_data_labels() {
     let data = split(tmp.path());
     let out = tmp.path().join("tuned");
     // tiny-bert was made for labels -1/0/1; this data has -1/1, so its head is replaced.
-    let options = FitOptions { start: Start::Init(fixtures().join("tiny-bert")), lr: 1e-3, test: None, ..options(&data, &out, 1) };
+    let options = FitOptions {
+        start: Start::Init(fixtures().join("tiny-bert")),
+        test: None,
+        schedule: small_schedule(1, 1e-3, 3),
+        ..options(&data, &out, 1)
+    };
     fit(&options).expect("fit --init");
     let classifier = Classifier::load(&out, &LoadOptions::default()).expect("loads");
     assert_eq!(classifier.labels(), ["-1", "1"]);
-    let too_long = FitOptions { max_seq_len: 128, out: tmp.path().join("x"), ..options };
+    let too_long = FitOptions { schedule: Schedule { max_seq_len: 128, ..options.schedule.clone() }, out: tmp.path().join("x"), ..options };
     assert!(fit(&too_long).expect_err("positions").to_string().contains("exceeds the 64 positions"));
 }

@@ -11,7 +11,7 @@ use bertstream_model::train::split_file;
 use bertstream_model::{Classifier, LoadOptions};
 
 mod common;
-use common::{fixtures, run_transformers_check};
+use common::{fixtures, run_transformers_check, small_schedule};
 
 #[test]
 fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
@@ -23,19 +23,9 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
         corpus: vec![data.join("train.tsv")],
         out: pretrained.clone(),
         shape: ScratchShape { layers: 1, hidden: 64, heads: 2, intermediate: 128, vocab: VocabShape { min_count: 2, max_words: 200 } },
-        epochs: 4,
-        lr: 3e-3,
-        batch_size: 16,
-        max_seq_len: 64,
-        warmup: 0.1,
-        weight_decay: 0.01,
-        max_grad_norm: 1.0,
         dropout: 0.1,
         mask_prob: 0.15,
-        seed: 5,
-        time_budget: None,
-        device: tch::Device::Cpu,
-        progress: false,
+        schedule: small_schedule(4, 3e-3, 5),
     };
     let summary = pretrain(&options).expect("pretrain");
     let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));
@@ -53,19 +43,9 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
         test: None,
         out: model.clone(),
         start: Start::Init(pretrained),
-        epochs: 4,
-        lr: 3e-3,
-        batch_size: 16,
-        max_seq_len: 64,
-        warmup: 0.1,
-        weight_decay: 0.01,
-        max_grad_norm: 1.0,
         dropout: None,
-        seed: 5,
-        time_budget: None,
         eval_every: None,
-        device: tch::Device::Cpu,
-        progress: false,
+        schedule: small_schedule(4, 3e-3, 5),
     };
     let fitted = fit(&fit_options).expect("fit --init");
     assert!(

@@ -20,14 +20,12 @@ use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
 use super::output::{write_model_dir, OutputDir};
 use super::report::EpochRecord;
 
+/// How a run optimises; `fit` and `pretrain` share it.
 #[derive(Debug, Clone)]
-pub struct FitOptions {
-    pub train: PathBuf,
-    pub dev: PathBuf,
-    pub test: Option<PathBuf>,
-    pub out: PathBuf,
-    pub start: Start,
+pub struct Schedule {
+    /// Passes over the data (fewer if the time budget runs out first).
     pub epochs: usize,
+    /// Peak learning rate of AdamW.
     pub lr: f64,
     pub batch_size: usize,
     pub max_seq_len: usize,
@@ -35,14 +33,24 @@ pub struct FitOptions {
     pub warmup: f64,
     pub weight_decay: f64,
     pub max_grad_norm: f64,
-    pub dropout: Option<f64>,
     pub seed: u64,
-    /// Seconds for the whole fit, final evaluation included.
+    /// Seconds for the whole run, final evaluation and writing included.
     pub time_budget: Option<f64>,
-    /// Also evaluate every this many steps (besides every epoch).
-    pub eval_every: Option<usize>,
     pub device: Device,
     pub progress: bool,
+}
+
+#[derive(Debug, Clone)]
+pub struct FitOptions {
+    pub train: PathBuf,
+    pub dev: PathBuf,
+    pub test: Option<PathBuf>,
+    pub out: PathBuf,
+    pub start: Start,
+    pub dropout: Option<f64>,
+    /// Also evaluate every this many steps (besides every epoch).
+    pub eval_every: Option<usize>,
+    pub schedule: Schedule,
 }
 
 /// What a fit produced (also written as `metrics.json`).
@@ -124,6 +132,7 @@ fn restore(p: &mut Prepared, best: &HashMap<String, Tensor>) -> Result<()> {
 }
 
 pub fn fit(options: &FitOptions) -> Result<FitSummary> {
+    let sched = &options.schedule;
     let started = Instant::now();
     let train = read_tsv(&options.train)?;
     let dev = read_tsv(&options.dev)?;
@@ -132,7 +141,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     if labels.len() < 2 {
         return Err(TrainError::Invalid(format!("{}: need at least two labels, found {labels:?}", options.train.display())));
     }
-    if options.batch_size == 0 || options.epochs == 0 {
+    if sched.batch_size == 0 || sched.epochs == 0 {
         return Err(TrainError::Invalid("--batch-size and --epochs must be at least 1".into()));
     }
     let output = OutputDir::create(&options.out)?;
@@ -140,10 +149,10 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     let args = PrepareArgs {
         labels: &labels,
         train_texts: &texts,
-        max_seq_len: options.max_seq_len,
+        max_seq_len: sched.max_seq_len,
         dropout: options.dropout,
-        device: options.device,
-        seed: options.seed,
+        device: sched.device,
+        seed: sched.seed,
     };
     let mut prepared = prepare(&options.start, &args, output.path())?;
     let train_data = encode(&prepared, &train, &labels, &options.train)?;
@@ -153,27 +162,27 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         _ => None,
     };
 
-    let adam = AdamWConfig { weight_decay: options.weight_decay, ..Default::default() };
+    let adam = AdamWConfig { weight_decay: sched.weight_decay, ..Default::default() };
     let mut optimizer = AdamW::new(&prepared.vs, adam);
     let lengths: Vec<usize> = train_data.sequences.iter().map(Vec::len).collect();
-    let steps_per_epoch = train.len().div_ceil(options.batch_size);
-    let planned = steps_per_epoch * options.epochs;
+    let steps_per_epoch = train.len().div_ceil(sched.batch_size);
+    let planned = steps_per_epoch * sched.epochs;
     let parameters: i64 = prepared.vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
     tracing::info!(parameters, vocab = prepared.encoder.vocab_size(), steps = planned, "training");
 
-    let bar = progress_bar(options.progress, planned as u64);
-    let mut rng = SplitMix64::new(options.seed);
+    let bar = progress_bar(sched.progress, planned as u64);
+    let mut rng = SplitMix64::new(sched.seed);
     let mut history = Vec::new();
     let mut best: Option<(f64, f64, HashMap<String, Tensor>, Metrics)> = None;
     let (mut step, mut examples_seen, mut stopped) = (0usize, 0usize, false);
     let mut eval_secs = 0.0f64;
     let (mut loss_sum, mut loss_count) = (0.0f64, 0usize);
     let train_start = Instant::now();
-    'epochs: for epoch in 0..options.epochs {
-        for (i, rows) in batches(&lengths, options.batch_size, &mut rng).into_iter().enumerate() {
+    'epochs: for epoch in 0..sched.epochs {
+        for (i, rows) in batches(&lengths, sched.batch_size, &mut rng).into_iter().enumerate() {
             let elapsed = started.elapsed().as_secs_f64();
             let mut progress = step as f64 / planned as f64;
-            if let Some(budget) = options.time_budget {
+            if let Some(budget) = sched.time_budget {
                 // Leave time for the last evaluations and for writing the model. Before
                 // the first evaluation, guess it from the training rate (inference is
                 // about 3x cheaper per example than a training step).
@@ -192,12 +201,12 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
                 }
                 progress = progress.max(elapsed / usable);
             }
-            let lr = lr_at(options.lr, options.warmup, progress);
-            let (ids, mask, targets) = to_tensors(&train_data, &rows, prepared.encoder.pad_id(), options.device);
+            let lr = lr_at(sched.lr, sched.warmup, progress);
+            let (ids, mask, targets) = to_tensors(&train_data, &rows, prepared.encoder.pad_id(), sched.device);
             let loss = cross_entropy(&prepared.model.forward_t(&ids, &mask, true), &targets);
             optimizer.zero_grad();
             loss.backward();
-            optimizer.clip_grad_norm(options.max_grad_norm);
+            optimizer.clip_grad_norm(sched.max_grad_norm);
             optimizer.step(lr);
             step += 1;
             examples_seen += rows.len();
@@ -209,7 +218,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
             let last_of_epoch = i + 1 == steps_per_epoch;
             if last_of_epoch || options.eval_every.is_some_and(|n| step % n == 0) {
                 let t = Instant::now();
-                let metrics = evaluate(&prepared, &dev_data, &labels, options.device)?;
+                let metrics = evaluate(&prepared, &dev_data, &labels, sched.device)?;
                 eval_secs = t.elapsed().as_secs_f64();
                 let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count as f64, lr, &metrics, started);
                 if bar.is_hidden() {
@@ -228,7 +237,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     bar.finish_and_clear();
     // A budget that ran out mid-epoch still gets the partial epoch evaluated.
     if history.last().is_none_or(|r| r.step != step) && step > 0 {
-        let metrics = evaluate(&prepared, &dev_data, &labels, options.device)?;
+        let metrics = evaluate(&prepared, &dev_data, &labels, sched.device)?;
         let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count.max(1) as f64, 0.0, &metrics, started);
         eprintln!("{}", record.line());
         history.push(record);
@@ -240,7 +249,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         return Err(TrainError::Invalid("the time budget ran out before the first training step".into()));
     };
     restore(&mut prepared, &weights)?;
-    let test_metrics = test_data.as_ref().map(|d| evaluate(&prepared, d, &labels, options.device)).transpose()?;
+    let test_metrics = test_data.as_ref().map(|d| evaluate(&prepared, d, &labels, sched.device)).transpose()?;
     let mut digest_files: Vec<&Path> = vec![&options.train, &options.dev];
     if let Some(t) = &options.test {
         digest_files.push(t);
@@ -258,7 +267,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         parameters,
         config: serde_json::to_value(&prepared.config).unwrap_or_default(),
     };
-    write_model_dir(&output, &prepared, &summary, &digest(&digest_files)?, options.max_seq_len)?;
+    write_model_dir(&output, &prepared, &summary, &digest(&digest_files)?, sched.max_seq_len)?;
     output.commit()?;
     Ok(summary)
 }

@@ -14,11 +14,11 @@ use std::time::Instant;
 
 use serde::Serialize;
 use tch::nn::VarStore;
-use tch::{Device, Tensor};
+use tch::Tensor;
 
 use super::data::{read_tsv, SplitMix64};
 use super::error::{Result, TrainError};
-use super::fit::{batches, progress_bar};
+use super::fit::{batches, progress_bar, Schedule};
 use super::masking::{mask_tokens, MaskIds};
 use super::init::{scratch_config, write_tokenizer_config, PrepareArgs, ScratchShape};
 use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
@@ -35,20 +35,10 @@ pub struct PretrainOptions {
     pub corpus: Vec<PathBuf>,
     pub out: PathBuf,
     pub shape: ScratchShape,
-    pub epochs: usize,
-    pub lr: f64,
-    pub batch_size: usize,
-    pub max_seq_len: usize,
-    pub warmup: f64,
-    pub weight_decay: f64,
-    pub max_grad_norm: f64,
     pub dropout: f64,
     /// Share of the tokens to predict (BERT's 15%).
     pub mask_prob: f64,
-    pub seed: u64,
-    pub time_budget: Option<f64>,
-    pub device: Device,
-    pub progress: bool,
+    pub schedule: Schedule,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,8 +91,9 @@ pub fn read_corpus(files: &[PathBuf]) -> Result<(Vec<String>, usize)> {
 }
 
 pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
+    let sched = &options.schedule;
     let started = Instant::now();
-    if options.batch_size == 0 || options.epochs == 0 {
+    if sched.batch_size == 0 || sched.epochs == 0 {
         return Err(TrainError::Invalid("--batch-size and --epochs must be at least 1".into()));
     }
     if !(options.mask_prob > 0.0 && options.mask_prob < 1.0) {
@@ -114,20 +105,20 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     let args = PrepareArgs {
         labels: &[],
         train_texts: &text_refs,
-        max_seq_len: options.max_seq_len,
+        max_seq_len: sched.max_seq_len,
         dropout: Some(options.dropout),
-        device: options.device,
-        seed: options.seed,
+        device: sched.device,
+        seed: sched.seed,
     };
     let (mut config, encoder) = scratch_config(&options.shape, &args, output.path())?;
     config.hidden_dropout_prob = options.dropout;
     config.attention_probs_dropout_prob = options.dropout;
     config.extra.insert("architectures".into(), serde_json::json!(["BertForMaskedLM"]));
     config.validate()?;
-    write_tokenizer_config(output.path(), options.max_seq_len)?;
+    write_tokenizer_config(output.path(), sched.max_seq_len)?;
 
-    tch::manual_seed(options.seed as i64);
-    let vs = VarStore::new(options.device);
+    tch::manual_seed(sched.seed as i64);
+    let vs = VarStore::new(sched.device);
     let activation = config.activation()?;
     let bert = BertModel::new(vs.root() / "bert", &config, activation);
     let head = BertMaskedLmHead::new(&vs.root(), &config)?;
@@ -135,21 +126,21 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     let tokens: usize = sequences.iter().map(Vec::len).sum();
     let mask_ids = MaskIds::of(&encoder)?;
 
-    let mut optimizer = AdamW::new(&vs, AdamWConfig { weight_decay: options.weight_decay, ..Default::default() });
+    let mut optimizer = AdamW::new(&vs, AdamWConfig { weight_decay: sched.weight_decay, ..Default::default() });
     let parameters: i64 = vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
     let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-    let steps_per_epoch = sequences.len().div_ceil(options.batch_size);
-    let planned = steps_per_epoch * options.epochs;
+    let steps_per_epoch = sequences.len().div_ceil(sched.batch_size);
+    let planned = steps_per_epoch * sched.epochs;
     tracing::info!(parameters, texts = texts.len(), tokens, steps = planned, "pretraining");
-    let bar = progress_bar(options.progress, planned as u64);
-    let mut rng = SplitMix64::new(options.seed);
+    let bar = progress_bar(sched.progress, planned as u64);
+    let mut rng = SplitMix64::new(sched.seed);
     let (mut step, mut stopped, mut history) = (0usize, false, Vec::new());
     let (mut loss_sum, mut correct, mut predicted, mut steps_since) = (0.0f64, 0i64, 0i64, 0usize);
-    'epochs: for epoch in 0..options.epochs {
-        let epoch_batches = batches(&lengths, options.batch_size, &mut rng);
+    'epochs: for epoch in 0..sched.epochs {
+        let epoch_batches = batches(&lengths, sched.batch_size, &mut rng);
         for (i, rows) in epoch_batches.iter().enumerate() {
             let mut progress = step as f64 / planned as f64;
-            if let Some(budget) = options.time_budget {
+            if let Some(budget) = sched.time_budget {
                 // A few seconds are kept for writing the model.
                 let usable = (budget - 3.0).max(1.0);
                 let elapsed = started.elapsed().as_secs_f64();
@@ -163,17 +154,17 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
             let batch = EncodedBatch::pad(&seqs, encoder.pad_id());
             let m = mask_tokens(&batch, &mask_ids, options.mask_prob, &mut rng);
             let shape = [batch.rows as i64, batch.seq_len as i64];
-            let ids = Tensor::from_slice(&m.inputs).view(shape).to_device(options.device);
-            let attention = Tensor::from_slice(&batch.mask).view(shape).to_device(options.device);
-            let positions = Tensor::from_slice(&m.positions).to_device(options.device);
-            let targets = Tensor::from_slice(&m.targets).to_device(options.device);
+            let ids = Tensor::from_slice(&m.inputs).view(shape).to_device(sched.device);
+            let attention = Tensor::from_slice(&batch.mask).view(shape).to_device(sched.device);
+            let positions = Tensor::from_slice(&m.positions).to_device(sched.device);
+            let targets = Tensor::from_slice(&m.targets).to_device(sched.device);
             let hidden = bert.forward_t(&ids, &attention, true, false).view([-1, config.hidden_size]);
             let logits = head.forward(&hidden.index_select(0, &positions), bert.embeddings.word_embeddings());
             let loss = cross_entropy(&logits, &targets);
             optimizer.zero_grad();
             loss.backward();
-            optimizer.clip_grad_norm(options.max_grad_norm);
-            optimizer.step(lr_at(options.lr, options.warmup, progress));
+            optimizer.clip_grad_norm(sched.max_grad_norm);
+            optimizer.step(lr_at(sched.lr, sched.warmup, progress));
             step += 1;
             steps_since += 1;
             loss_sum += loss.double_value(&[]);
@@ -210,7 +201,7 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     save_weights(&vs, &dir.join(WEIGHTS_FILE))?;
     encoder.save(&dir.join(TOKENIZER_FILE))?;
     let meta = Meta {
-        max_seq_len: options.max_seq_len,
+        max_seq_len: sched.max_seq_len,
         created_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
         ..Default::default()
     };

@@ -3,6 +3,8 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
+use bertstream_model::train::fit::Schedule;
+
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
 }
@@ -20,4 +22,21 @@ pub fn run_transformers_check(script: &str, args: &[&std::ffi::OsStr]) {
     let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{script} failed:\n{log}");
     eprintln!("{log}");
+}
+
+/// A schedule small enough to train the tiny test models in seconds in a debug build.
+pub fn small_schedule(epochs: usize, lr: f64, seed: u64) -> Schedule {
+    Schedule {
+        epochs,
+        lr,
+        batch_size: 16,
+        max_seq_len: 64,
+        warmup: 0.1,
+        weight_decay: 0.01,
+        max_grad_norm: 1.0,
+        seed,
+        time_budget: None,
+        device: tch::Device::Cpu,
+        progress: false,
+    }
 }
