@@ -124,6 +124,12 @@ impl BertConfig {
         self.extra.insert("model_type".into(), Value::from("bert"));
     }
 
+    /// The same dropout for hidden states and attention probabilities.
+    pub fn set_dropout(&mut self, p: f64) {
+        self.hidden_dropout_prob = p;
+        self.attention_probs_dropout_prob = p;
+    }
+
     pub fn head_dim(&self) -> i64 {
         self.hidden_size / self.num_attention_heads
     }

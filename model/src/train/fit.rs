@@ -40,6 +40,15 @@ pub struct Schedule {
     pub progress: bool,
 }
 
+impl Schedule {
+    pub fn validate(&self) -> Result<()> {
+        if self.batch_size == 0 || self.epochs == 0 {
+            return Err(TrainError::Invalid("--batch-size and --epochs must be at least 1".into()));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct FitOptions {
     pub train: PathBuf,
@@ -141,9 +150,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     if labels.len() < 2 {
         return Err(TrainError::Invalid(format!("{}: need at least two labels, found {labels:?}", options.train.display())));
     }
-    if sched.batch_size == 0 || sched.epochs == 0 {
-        return Err(TrainError::Invalid("--batch-size and --epochs must be at least 1".into()));
-    }
+    sched.validate()?;
     let output = OutputDir::create(&options.out)?;
     let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
     let args = PrepareArgs {

@@ -67,13 +67,12 @@ pub struct PrepareArgs<'a> {
 
 pub fn prepare(start: &Start, args: &PrepareArgs<'_>, dir: &Path) -> Result<Prepared> {
     let (mut config, encoder) = match start {
-        Start::Scratch(shape) => scratch_config(shape, args, dir)?,
+        Start::Scratch(shape) => scratch_config(shape, args.train_texts, args.max_seq_len, dir)?,
         Start::Init(init) => init_config(init, args, dir)?,
     };
     config.set_labels(args.labels);
     if let Some(p) = args.dropout {
-        config.hidden_dropout_prob = p;
-        config.attention_probs_dropout_prob = p;
+        config.set_dropout(p);
     }
     config.validate()?;
     // The same seed gives the same initial weights (and dropout masks) on CPU.
@@ -94,20 +93,20 @@ pub fn write_tokenizer_config(dir: &Path, max_seq_len: usize) -> Result<()> {
     std::fs::write(&path, tokenizer_config(max_seq_len, lowercase).to_string()).map_err(TrainError::io(&path))
 }
 
-/// A `--scratch` model's config, and its vocabulary (written to `dir`) built from `args.train_texts`.
-pub fn scratch_config(shape: &ScratchShape, args: &PrepareArgs<'_>, dir: &Path) -> Result<(BertConfig, TextEncoder)> {
+/// A `--scratch` model's config, and its vocabulary (written to `dir`) built from `texts`.
+pub fn scratch_config(shape: &ScratchShape, texts: &[&str], max_seq_len: usize, dir: &Path) -> Result<(BertConfig, TextEncoder)> {
     let options = VocabOptions { min_count: shape.vocab.min_count, max_words: shape.vocab.max_words };
-    let vocab = build_vocab(args.train_texts.iter().copied(), options)?;
+    let vocab = build_vocab(texts.iter().copied(), options)?;
     let vocab_path = dir.join(VOCAB_FILE);
     write_vocab(&vocab_path, &vocab)?;
-    let encoder = TextEncoder::from_vocab(&vocab_path, true, args.max_seq_len)?;
+    let encoder = TextEncoder::from_vocab(&vocab_path, true, max_seq_len)?;
     let config: BertConfig = serde_json::from_value(serde_json::json!({
         "vocab_size": vocab.len(),
         "hidden_size": shape.hidden,
         "num_hidden_layers": shape.layers,
         "num_attention_heads": shape.heads,
         "intermediate_size": shape.intermediate,
-        "max_position_embeddings": args.max_seq_len,
+        "max_position_embeddings": max_seq_len,
         "hidden_act": "gelu",
         "initializer_range": 0.02,
         "pad_token_id": 0,

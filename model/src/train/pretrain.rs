@@ -20,7 +20,7 @@ use super::data::{read_tsv, SplitMix64};
 use super::error::{Result, TrainError};
 use super::fit::{batches, progress_bar, Schedule};
 use super::masking::{mask_tokens, MaskIds};
-use super::init::{scratch_config, write_tokenizer_config, PrepareArgs, ScratchShape};
+use super::init::{scratch_config, write_tokenizer_config, ScratchShape};
 use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
 use super::output::{write_json, OutputDir};
 use crate::bert::{BertMaskedLmHead, BertModel};
@@ -93,26 +93,15 @@ pub fn read_corpus(files: &[PathBuf]) -> Result<(Vec<String>, usize)> {
 pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     let sched = &options.schedule;
     let started = Instant::now();
-    if sched.batch_size == 0 || sched.epochs == 0 {
-        return Err(TrainError::Invalid("--batch-size and --epochs must be at least 1".into()));
-    }
+    sched.validate()?;
     if !(options.mask_prob > 0.0 && options.mask_prob < 1.0) {
         return Err(TrainError::Invalid("--mask-prob must be above 0 and below 1".into()));
     }
     let (texts, duplicates_dropped) = read_corpus(&options.corpus)?;
     let output = OutputDir::create(&options.out)?;
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
-    let args = PrepareArgs {
-        labels: &[],
-        train_texts: &text_refs,
-        max_seq_len: sched.max_seq_len,
-        dropout: Some(options.dropout),
-        device: sched.device,
-        seed: sched.seed,
-    };
-    let (mut config, encoder) = scratch_config(&options.shape, &args, output.path())?;
-    config.hidden_dropout_prob = options.dropout;
-    config.attention_probs_dropout_prob = options.dropout;
+    let (mut config, encoder) = scratch_config(&options.shape, &text_refs, sched.max_seq_len, output.path())?;
+    config.set_dropout(options.dropout);
     config.extra.insert("architectures".into(), serde_json::json!(["BertForMaskedLM"]));
     config.validate()?;
     write_tokenizer_config(output.path(), sched.max_seq_len)?;
