@@ -35,8 +35,14 @@ py_stamp=".venv/.bertstream-$(sha256sum scripts/versions.sh scripts/requirements
 if [ ! -f "$py_stamp" ]; then
   log "creating .venv with torch==$TORCH_VERSION (about 5 GB, a few minutes the first time)"
   [ -x .venv/bin/python ] || python3 -m venv .venv
+  # No pip cache and a temp dir beside the venv: torch and its CUDA wheels are
+  # gigabytes, and a cached copy or a small /tmp would double what the disk needs.
+  mkdir -p .cache/pip-tmp
+  export TMPDIR="$root/.cache/pip-tmp" PIP_NO_CACHE_DIR=1
   .venv/bin/pip install -q --upgrade pip
   .venv/bin/pip install -q "torch==$TORCH_VERSION" -r scripts/requirements.txt
+  rm -rf .cache/pip-tmp
+  unset TMPDIR
   rm -f .venv/.bertstream-*
   touch "$py_stamp"
 fi
