@@ -83,11 +83,9 @@ impl Classifier {
 
     /// Logits `[rows, labels]` as f32 on the CPU.
     pub fn logits(&self, batch: &EncodedBatch) -> Result<Tensor> {
-        let shape = [batch.rows as i64, batch.seq_len as i64];
         let _guard = tch::no_grad_guard();
-        let ids = Tensor::from_slice(&batch.ids).view(shape).to_device(self.device);
-        let mask = Tensor::from_slice(&batch.mask).view(shape).to_device(self.device);
-        let logits = self.model.forward_t(&ids, &mask, false);
+        let (ids, mask) = batch.to_tensors(self.device);
+        let logits = self.model.forward_t(&ids, mask.as_ref(), false);
         Ok(logits.to_kind(Kind::Float).to_device(Device::Cpu))
     }
 

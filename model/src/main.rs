@@ -166,6 +166,10 @@ struct ScheduleArgs {
     /// Stop training after this many seconds (final evaluation and writing included); the learning rate decays to 0 by then.
     #[arg(long)]
     time_budget: Option<f64>,
+    /// Mixed precision: matrix products in bfloat16, weights and optimizer in fp32. Faster on CUDA and on CPUs with
+    /// bf16 units (AVX512-BF16, AMX); elsewhere slower.
+    #[arg(long)]
+    bf16: bool,
     /// Hide the progress bar.
     #[arg(long)]
     quiet: bool,
@@ -185,6 +189,7 @@ impl ScheduleArgs {
             seed: self.seed,
             time_budget: self.time_budget,
             device: run.device.resolve()?,
+            bf16: self.bf16,
             progress: !self.quiet,
         })
     }

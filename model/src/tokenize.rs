@@ -12,6 +12,7 @@ use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{Model as _, Tokenizer, TruncationParams};
 
 use crate::error::{ModelError, Result};
+use tch::{Device, Tensor};
 
 /// Turns texts into token ids. Cheap to share (`Arc`) and safe to call from
 /// any thread, so tokenizing the next batch can overlap the model.
@@ -130,6 +131,16 @@ impl EncodedBatch {
             mask[start..start + seq.len()].fill(1);
         }
         Self { ids, mask, rows, seq_len }
+    }
+
+    /// `input_ids` and the attention mask on `device`; no mask when nothing is
+    /// padded (the model then runs unmasked, decided here on the host rather
+    /// than by reading the mask back from the device).
+    pub fn to_tensors(&self, device: Device) -> (Tensor, Option<Tensor>) {
+        let shape = [self.rows as i64, self.seq_len as i64];
+        let ids = Tensor::from_slice(&self.ids).view(shape).to_device(device);
+        let mask = self.mask.contains(&0).then(|| Tensor::from_slice(&self.mask).view(shape).to_device(device));
+        (ids, mask)
     }
 
     /// Tokens in the batch once padded (the cost the model pays).

@@ -93,6 +93,27 @@ fn check_with_transformers(model: &Path, tmp: &Path, test: &Path) {
     run_transformers_check("check_hf_load.py", &[model.as_os_str(), texts.as_os_str(), predictions.as_os_str()]);
 }
 
+/// Mixed precision (`--bf16`): training still learns, and the dev metrics it
+/// keeps are the fp32 ones that `eval` computes from the written model.
+#[test]
+fn bf16_fit_learns_and_reports_fp32_metrics() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = split(tmp.path());
+    let out = tmp.path().join("model");
+    let mut opts = options(&data, &out, 4);
+    opts.schedule.bf16 = true;
+    let summary = fit(&opts).expect("fit");
+    assert!(
+        summary.dev.accuracy > summary.dev.majority_accuracy() + 0.05,
+        "dev accuracy {} does not beat the majority class {}",
+        summary.dev.accuracy,
+        summary.dev.majority_accuracy()
+    );
+    let metrics = evaluate_file(&out, &data.join("dev.tsv"), &LoadOptions::default()).expect("eval");
+    assert_eq!(metrics.accuracy, summary.dev.accuracy);
+}
+
 #[test]
 fn same_seed_same_model() {
     let _serial = serial();

@@ -19,6 +19,7 @@ use super::metrics::Metrics;
 use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
 use super::output::{write_model_dir, OutputDir};
 use super::report::EpochRecord;
+use crate::bert::Bf16Matmul;
 
 /// How a run optimises; `fit` and `pretrain` share it.
 #[derive(Debug, Clone)]
@@ -37,6 +38,8 @@ pub struct Schedule {
     /// Seconds for the whole run, final evaluation and writing included.
     pub time_budget: Option<f64>,
     pub device: Device,
+    /// Train with bfloat16 matrix products (`bert::Bf16Matmul`); evaluation stays fp32.
+    pub bf16: bool,
     pub progress: bool,
 }
 
@@ -104,23 +107,20 @@ pub(super) fn batches(lengths: &[usize], batch_size: usize, rng: &mut SplitMix64
     out
 }
 
-fn to_tensors(data: &Data, rows: &[usize], pad_id: i64, device: Device) -> (Tensor, Tensor, Tensor) {
+fn to_tensors(data: &Data, rows: &[usize], pad_id: i64, device: Device) -> (Tensor, Option<Tensor>, Tensor) {
     let seqs: Vec<Vec<i64>> = rows.iter().map(|&i| data.sequences[i].clone()).collect();
-    let batch = crate::tokenize::EncodedBatch::pad(&seqs, pad_id);
-    let shape = [batch.rows as i64, batch.seq_len as i64];
-    let ids = Tensor::from_slice(&batch.ids).view(shape).to_device(device);
-    let mask = Tensor::from_slice(&batch.mask).view(shape).to_device(device);
+    let (ids, mask) = crate::tokenize::EncodedBatch::pad(&seqs, pad_id).to_tensors(device);
     let targets: Vec<i64> = rows.iter().map(|&i| data.targets[i] as i64).collect();
     (ids, mask, Tensor::from_slice(&targets).to_device(device))
 }
 
 fn evaluate(p: &Prepared, data: &Data, labels: &[String], device: Device) -> Result<Metrics> {
     let _guard = tch::no_grad_guard();
+    // Scores as `eval` and the worker compute them, whatever the training precision.
+    let _fp32 = Bf16Matmul::set(false);
     let scores = score_all(&data.sequences, p.encoder.pad_id(), 64, |b| {
-        let shape = [b.rows as i64, b.seq_len as i64];
-        let ids = Tensor::from_slice(&b.ids).view(shape).to_device(device);
-        let mask = Tensor::from_slice(&b.mask).view(shape).to_device(device);
-        Ok(p.model.forward_t(&ids, &mask, false).to_kind(Kind::Float))
+        let (ids, mask) = b.to_tensors(device);
+        Ok(p.model.forward_t(&ids, mask.as_ref(), false).to_kind(Kind::Float))
     })?;
     Ok(metrics_from_scores(labels, &data.targets, &scores))
 }
@@ -143,6 +143,7 @@ fn restore(p: &mut Prepared, best: &HashMap<String, Tensor>) -> Result<()> {
 pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     let sched = &options.schedule;
     let started = Instant::now();
+    let _bf16 = Bf16Matmul::set(sched.bf16);
     let train = read_tsv(&options.train)?;
     let dev = read_tsv(&options.dev)?;
     let test = options.test.as_deref().map(read_tsv).transpose()?;
@@ -210,7 +211,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
             }
             let lr = lr_at(sched.lr, sched.warmup, progress);
             let (ids, mask, targets) = to_tensors(&train_data, &rows, prepared.encoder.pad_id(), sched.device);
-            let loss = cross_entropy(&prepared.model.forward_t(&ids, &mask, true), &targets);
+            let loss = cross_entropy(&prepared.model.forward_t(&ids, mask.as_ref(), true), &targets);
             optimizer.zero_grad();
             loss.backward();
             optimizer.clip_grad_norm(sched.max_grad_norm);

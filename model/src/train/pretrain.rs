@@ -23,7 +23,7 @@ use super::masking::{mask_tokens, MaskIds};
 use super::init::{scratch_config, write_tokenizer_config, ScratchShape};
 use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
 use super::output::{write_json, OutputDir};
-use crate::bert::{BertMaskedLmHead, BertModel};
+use crate::bert::{Bf16Matmul, BertMaskedLmHead, BertModel};
 use crate::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 use crate::tokenize::EncodedBatch;
 
@@ -93,6 +93,7 @@ pub fn read_corpus(files: &[PathBuf]) -> Result<(Vec<String>, usize)> {
 pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     let sched = &options.schedule;
     let started = Instant::now();
+    let _bf16 = Bf16Matmul::set(sched.bf16);
     sched.validate()?;
     if !(options.mask_prob > 0.0 && options.mask_prob < 1.0) {
         return Err(TrainError::Invalid("--mask-prob must be above 0 and below 1".into()));
@@ -142,12 +143,10 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
             let seqs: Vec<Vec<i64>> = rows.iter().map(|&r| sequences[r].clone()).collect();
             let batch = EncodedBatch::pad(&seqs, encoder.pad_id());
             let m = mask_tokens(&batch, &mask_ids, options.mask_prob, &mut rng);
-            let shape = [batch.rows as i64, batch.seq_len as i64];
-            let ids = Tensor::from_slice(&m.inputs).view(shape).to_device(sched.device);
-            let attention = Tensor::from_slice(&batch.mask).view(shape).to_device(sched.device);
+            let (ids, attention) = EncodedBatch { ids: m.inputs, ..batch }.to_tensors(sched.device);
             let positions = Tensor::from_slice(&m.positions).to_device(sched.device);
             let targets = Tensor::from_slice(&m.targets).to_device(sched.device);
-            let hidden = bert.forward_t(&ids, &attention, true, false).view([-1, config.hidden_size]);
+            let hidden = bert.forward_t(&ids, attention.as_ref(), true, false).view([-1, config.hidden_size]);
             let logits = head.forward(&hidden.index_select(0, &positions), bert.embeddings.word_embeddings());
             let loss = cross_entropy(&logits, &targets);
             optimizer.zero_grad();

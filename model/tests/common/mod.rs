@@ -37,6 +37,7 @@ pub fn small_schedule(epochs: usize, lr: f64, seed: u64) -> Schedule {
         seed,
         time_budget: None,
         device: tch::Device::Cpu,
+        bf16: false,
         progress: false,
     }
 }
