@@ -18,8 +18,9 @@ static BF16_MATMUL: AtomicBool = AtomicBool::new(false);
 /// Mixed precision for training: while a `Bf16Matmul::set(true)` guard lives,
 /// dense layers (and the masked-LM decoder) multiply in bfloat16 while
 /// weights, gradients, optimizer state, LayerNorm, softmax and losses stay
-/// fp32. Two to three times the matrix throughput on CPUs with bf16 units
-/// (AVX512-BF16, AMX) and on CUDA. Process-wide, like torch's own
+/// fp32. The products themselves run 2-3x faster on CPUs with bf16 units
+/// (AVX512-BF16, AMX) and on CUDA; a whole training step gains less, and only
+/// at larger batches (docs/training.md). Process-wide, like torch's own
 /// `set_float32_matmul_precision`; off by default (the parity tests run fp32).
 pub struct Bf16Matmul {
     previous: bool,
@@ -166,7 +167,11 @@ pub struct BertResidualOutput {
 
 impl BertResidualOutput {
     pub fn new(p: nn::Path, in_dim: i64, c: &BertConfig) -> Self {
-        Self { dense: linear(&p / "dense", in_dim, c.hidden_size), layer_norm: layer_norm(p, c), dropout: c.hidden_dropout_prob }
+        Self {
+            dense: linear(&p / "dense", in_dim, c.hidden_size),
+            layer_norm: layer_norm(p, c),
+            dropout: c.hidden_dropout_prob,
+        }
     }
 
     pub fn forward_t(&self, hidden: &Tensor, residual: &Tensor, train: bool) -> Tensor {
@@ -304,7 +309,13 @@ impl BertModel {
     /// the `[CLS]` position, with `cls_only`). `attention_mask` is 1 for tokens,
     /// 0 for padding; `None` (as in HF) when nothing is padded, which length-grouped
     /// batches often are, and SDPA is faster without a mask.
-    pub fn forward_t(&self, input_ids: &Tensor, attention_mask: Option<&Tensor>, train: bool, cls_only: bool) -> Tensor {
+    pub fn forward_t(
+        &self,
+        input_ids: &Tensor,
+        attention_mask: Option<&Tensor>,
+        train: bool,
+        cls_only: bool,
+    ) -> Tensor {
         let mask = attention_mask.map(|m| m.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1));
         self.encoder.forward_t(self.embeddings.forward_t(input_ids, train), mask.as_ref(), train, cls_only)
     }

@@ -14,7 +14,11 @@ use bertstream_model::{DeviceSpec, LoadOptions};
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(name = "bertstream-train", version, about = "Train, evaluate and export BERT text classifiers (labelled data as `label<TAB>text` TSV).")]
+#[command(
+    name = "bertstream-train",
+    version,
+    about = "Train, evaluate and export BERT text classifiers (labelled data as `label<TAB>text` TSV)."
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -166,8 +170,8 @@ struct ScheduleArgs {
     /// Stop training after this many seconds (final evaluation and writing included); the learning rate decays to 0 by then.
     #[arg(long)]
     time_budget: Option<f64>,
-    /// Mixed precision: matrix products in bfloat16, weights and optimizer in fp32. Faster on CUDA and on CPUs with
-    /// bf16 units (AVX512-BF16, AMX); elsewhere slower.
+    /// Mixed precision: matrix products in bfloat16, weights and optimizer in fp32. Pays on CUDA and, at batch sizes
+    /// of 64 and more, on CPUs with bf16 units (AVX512-BF16, AMX); slower on CPUs without them.
     #[arg(long)]
     bf16: bool,
     /// Hide the progress bar.
@@ -242,9 +246,10 @@ fn main() -> std::process::ExitCode {
 }
 
 fn run() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_writer(std::io::stderr).with_env_filter(
-        tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-    ).init();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()))
+        .init();
     match Cli::parse().command {
         Command::Split { input, out, ratios, seed } => {
             let summary = split_file(&input, &out, ratios, seed)?;

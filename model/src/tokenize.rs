@@ -4,6 +4,7 @@
 
 use std::path::Path;
 
+use tch::{Device, Tensor};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
@@ -12,7 +13,6 @@ use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{Model as _, Tokenizer, TruncationParams};
 
 use crate::error::{ModelError, Result};
-use tch::{Device, Tensor};
 
 /// Turns texts into token ids. Cheap to share (`Arc`) and safe to call from
 /// any thread, so tokenizing the next batch can overlap the model.

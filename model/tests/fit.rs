@@ -12,7 +12,7 @@ use bertstream_model::train::{split_file, TrainError};
 use bertstream_model::{Classifier, LoadOptions};
 
 mod common;
-use common::{fixtures, run_transformers_check, small_schedule};
+use common::{assert_beats_majority, fixtures, run_transformers_check, small_schedule};
 
 /// Torch's random generator is global: tests that fit one after another
 /// instead of at once, or the seeded runs would draw from each other's stream.
@@ -29,7 +29,13 @@ fn options(split: &Path, out: &Path, epochs: usize) -> FitOptions {
         dev: split.join("dev.tsv"),
         test: Some(split.join("test.tsv")),
         out: out.into(),
-        start: Start::Scratch(ScratchShape { layers: 1, hidden: 64, heads: 2, intermediate: 128, vocab: VocabShape { min_count: 2, max_words: 200 } }),
+        start: Start::Scratch(ScratchShape {
+            layers: 1,
+            hidden: 64,
+            heads: 2,
+            intermediate: 128,
+            vocab: VocabShape { min_count: 2, max_words: 200 },
+        }),
         dropout: Some(0.1),
         eval_every: None,
         schedule: small_schedule(epochs, 3e-3, 3),
@@ -50,17 +56,26 @@ fn scratch_fit_learns_and_writes_a_loadable_model() {
     let out = tmp.path().join("model");
     let summary: FitSummary = fit(&options(&data, &out, 4)).expect("fit");
     eprintln!("{}", bertstream_model::train::report::fit_report(&summary));
-    assert!(
-        summary.dev.accuracy > summary.dev.majority_accuracy() + 0.05,
-        "dev accuracy {} does not beat the majority class {}",
-        summary.dev.accuracy,
-        summary.dev.majority_accuracy()
-    );
+    assert_beats_majority(&summary.dev);
     assert_eq!(summary.history.len(), 4);
-    for file in ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "bertstream.json", "metrics.json", "report.txt", "training.png"] {
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "vocab.txt",
+        "tokenizer_config.json",
+        "bertstream.json",
+        "metrics.json",
+        "report.txt",
+        "training.png",
+    ] {
         assert!(out.join(file).is_file(), "{file} missing");
     }
-    let leftovers: Vec<_> = std::fs::read_dir(tmp.path()).expect("dir").flatten().filter(|e| e.file_name().to_string_lossy().starts_with('.')).collect();
+    let leftovers: Vec<_> = std::fs::read_dir(tmp.path())
+        .expect("dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with('.'))
+        .collect();
     assert!(leftovers.is_empty(), "temporary directories left: {leftovers:?}");
 
     // eval reproduces the kept checkpoint's dev metrics from the written directory.
@@ -71,10 +86,15 @@ fn scratch_fit_learns_and_writes_a_loadable_model() {
 
     // predict writes one JSON line per text.
     let texts = tmp.path().join("texts.txt");
-    std::fs::write(&texts, "手机很好，非常满意\n质量太差了，退货\n{\"id\": \"r-1\", \"text\": \"还行吧\"}\n").expect("texts");
+    std::fs::write(&texts, "手机很好，非常满意\n质量太差了，退货\n{\"id\": \"r-1\", \"text\": \"还行吧\"}\n")
+        .expect("texts");
     let mut jsonl = Vec::new();
     assert_eq!(predict_file(&out, &texts, &mut jsonl, &LoadOptions::default()).expect("predict"), 3);
-    let lines: Vec<serde_json::Value> = String::from_utf8(jsonl.clone()).expect("utf-8").lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    let lines: Vec<serde_json::Value> = String::from_utf8(jsonl.clone())
+        .expect("utf-8")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
     assert_eq!(lines[2]["id"], "r-1");
     assert_eq!(lines[0]["id"], "1");
     assert!(lines[0]["scores"]["1"].as_f64().is_some() && lines[0]["score"].as_f64().is_some());
@@ -85,7 +105,14 @@ fn scratch_fit_learns_and_writes_a_loadable_model() {
 /// `fixtures/check_hf_load.py`: transformers gives the same probabilities on 40 test texts.
 fn check_with_transformers(model: &Path, tmp: &Path, test: &Path) {
     let texts = tmp.join("hf-texts.txt");
-    let body: String = std::fs::read_to_string(test).expect("test").lines().skip(1).take(40).filter_map(|l| l.split_once('\t')).map(|(_, t)| format!("{t}\n")).collect();
+    let body: String = std::fs::read_to_string(test)
+        .expect("test")
+        .lines()
+        .skip(1)
+        .take(40)
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(_, t)| format!("{t}\n"))
+        .collect();
     std::fs::write(&texts, body).expect("texts");
     let predictions = tmp.join("hf-predictions.jsonl");
     let mut file = std::fs::File::create(&predictions).expect("create");
@@ -104,12 +131,7 @@ fn bf16_fit_learns_and_reports_fp32_metrics() {
     let mut opts = options(&data, &out, 4);
     opts.schedule.bf16 = true;
     let summary = fit(&opts).expect("fit");
-    assert!(
-        summary.dev.accuracy > summary.dev.majority_accuracy() + 0.05,
-        "dev accuracy {} does not beat the majority class {}",
-        summary.dev.accuracy,
-        summary.dev.majority_accuracy()
-    );
+    assert_beats_majority(&summary.dev);
     let metrics = evaluate_file(&out, &data.join("dev.tsv"), &LoadOptions::default()).expect("eval");
     assert_eq!(metrics.accuracy, summary.dev.accuracy);
 }
@@ -163,6 +185,10 @@ fn init_from_a_checkpoint_gets_a_head_for_the_data_labels() {
     fit(&options).expect("fit --init");
     let classifier = Classifier::load(&out, &LoadOptions::default()).expect("loads");
     assert_eq!(classifier.labels(), ["-1", "1"]);
-    let too_long = FitOptions { schedule: Schedule { max_seq_len: 128, ..options.schedule.clone() }, out: tmp.path().join("x"), ..options };
+    let too_long = FitOptions {
+        schedule: Schedule { max_seq_len: 128, ..options.schedule.clone() },
+        out: tmp.path().join("x"),
+        ..options
+    };
     assert!(fit(&too_long).expect_err("positions").to_string().contains("exceeds the 64 positions"));
 }

@@ -11,7 +11,7 @@ use bertstream_model::train::split_file;
 use bertstream_model::{Classifier, LoadOptions};
 
 mod common;
-use common::{fixtures, run_transformers_check, small_schedule};
+use common::{assert_beats_majority, fixtures, run_transformers_check, small_schedule};
 
 #[test]
 fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
@@ -22,7 +22,13 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
     let options = PretrainOptions {
         corpus: vec![data.join("train.tsv")],
         out: pretrained.clone(),
-        shape: ScratchShape { layers: 1, hidden: 64, heads: 2, intermediate: 128, vocab: VocabShape { min_count: 2, max_words: 200 } },
+        shape: ScratchShape {
+            layers: 1,
+            hidden: 64,
+            heads: 2,
+            intermediate: 128,
+            vocab: VocabShape { min_count: 2, max_words: 200 },
+        },
         dropout: 0.1,
         mask_prob: 0.15,
         schedule: small_schedule(4, 3e-3, 5),
@@ -31,7 +37,15 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
     let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));
     assert_eq!(summary.history.len(), 4);
     assert!(last.loss < first.loss - 0.3, "masked-LM loss did not fall: {first:?} -> {last:?}");
-    for file in ["config.json", "model.safetensors", "tokenizer.json", "vocab.txt", "tokenizer_config.json", "bertstream.json", "pretrain.json"] {
+    for file in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "vocab.txt",
+        "tokenizer_config.json",
+        "bertstream.json",
+        "pretrain.json",
+    ] {
         assert!(pretrained.join(file).is_file(), "{file} missing");
     }
     check_with_transformers(&pretrained, &data.join("dev.tsv"), tmp.path(), last.loss);
@@ -48,12 +62,7 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
         schedule: small_schedule(4, 3e-3, 5),
     };
     let fitted = fit(&fit_options).expect("fit --init");
-    assert!(
-        fitted.dev.accuracy > fitted.dev.majority_accuracy() + 0.05,
-        "dev accuracy {} does not beat the majority class {}",
-        fitted.dev.accuracy,
-        fitted.dev.majority_accuracy()
-    );
+    assert_beats_majority(&fitted.dev);
     let classifier = Classifier::load(&model, &LoadOptions::default()).expect("loads as a served model");
     assert_eq!(classifier.labels(), ["-1", "1"]);
 }
@@ -61,7 +70,13 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
 /// `fixtures/check_hf_mlm.py`: transformers loads every trained weight and scores the dev texts as we did.
 fn check_with_transformers(model: &Path, dev: &Path, tmp: &Path, our_loss: f64) {
     let texts = tmp.join("mlm-texts.txt");
-    let body: String = std::fs::read_to_string(dev).expect("dev").lines().skip(1).filter_map(|l| l.split_once('\t')).map(|(_, t)| format!("{t}\n")).collect();
+    let body: String = std::fs::read_to_string(dev)
+        .expect("dev")
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(_, t)| format!("{t}\n"))
+        .collect();
     std::fs::write(&texts, body).expect("texts");
     let loss = our_loss.to_string();
     run_transformers_check("check_hf_mlm.py", &[model.as_os_str(), texts.as_os_str(), loss.as_ref()]);

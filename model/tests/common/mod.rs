@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bertstream_model::train::fit::Schedule;
+use bertstream_model::train::metrics::Metrics;
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
@@ -13,7 +14,8 @@ pub fn fixtures() -> PathBuf {
 /// test if it fails; skipped (with a note) where the venv has no transformers.
 pub fn run_transformers_check(script: &str, args: &[&std::ffi::OsStr]) {
     let python = Path::new(env!("CARGO_MANIFEST_DIR")).join("../.venv/bin/python");
-    let has_transformers = Command::new(&python).args(["-c", "import transformers"]).output().is_ok_and(|o| o.status.success());
+    let has_transformers =
+        Command::new(&python).args(["-c", "import transformers"]).output().is_ok_and(|o| o.status.success());
     if !has_transformers {
         eprintln!("skipping {script}: {} cannot import transformers", python.display());
         return;
@@ -40,4 +42,14 @@ pub fn small_schedule(epochs: usize, lr: f64, seed: u64) -> Schedule {
         bf16: false,
         progress: false,
     }
+}
+
+/// The model learnt something: dev accuracy clearly above always answering the majority class.
+pub fn assert_beats_majority(dev: &Metrics) {
+    let majority = dev.majority_accuracy();
+    assert!(
+        dev.accuracy > majority + 0.05,
+        "dev accuracy {} does not beat the majority class {majority}",
+        dev.accuracy
+    );
 }
