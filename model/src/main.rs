@@ -234,7 +234,16 @@ impl ShapeArgs {
     }
 }
 
+/// oneDNN keeps a compiled primitive per tensor shape, and training batches
+/// come in many shapes (dynamic padding): with its default cache `pretrain`'s
+/// memory grew from 1 GB to 3 GB in two minutes; with none it stays near 1 GB
+/// (docs/training.md). Set before torch starts, unless the user set it.
+const ONEDNN_CACHE: &str = "ONEDNN_PRIMITIVE_CACHE_CAPACITY";
+
 fn main() -> std::process::ExitCode {
+    if std::env::var_os(ONEDNN_CACHE).is_none() {
+        std::env::set_var(ONEDNN_CACHE, "0");
+    }
     match run() {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
