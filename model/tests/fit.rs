@@ -7,12 +7,12 @@ use std::path::{Path, PathBuf};
 
 use bertstream_model::train::evaluate::{evaluate_file, predict_file};
 use bertstream_model::train::fit::{fit, FitOptions, FitSummary, Schedule};
-use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
+use bertstream_model::train::init::Start;
 use bertstream_model::train::{split_file, TrainError};
 use bertstream_model::{Classifier, LoadOptions};
 
 mod common;
-use common::{assert_beats_majority, fixtures, run_transformers_check, small_schedule};
+use common::{assert_beats_majority, fixtures, run_transformers_check, small_schedule, tiny_shape};
 
 /// Torch's random generator is global: tests that fit one after another
 /// instead of at once, or the seeded runs would draw from each other's stream.
@@ -29,13 +29,7 @@ fn options(split: &Path, out: &Path, epochs: usize) -> FitOptions {
         dev: split.join("dev.tsv"),
         test: Some(split.join("test.tsv")),
         out: out.into(),
-        start: Start::Scratch(ScratchShape {
-            layers: 1,
-            hidden: 64,
-            heads: 2,
-            intermediate: 128,
-            vocab: VocabShape { min_count: 2, max_words: 200 },
-        }),
+        start: Start::Scratch(tiny_shape()),
         dropout: Some(0.1),
         eval_every: None,
         schedule: small_schedule(epochs, 3e-3, 3),

@@ -5,13 +5,13 @@
 use std::path::Path;
 
 use bertstream_model::train::fit::{fit, FitOptions};
-use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
+use bertstream_model::train::init::Start;
 use bertstream_model::train::pretrain::{pretrain, PretrainOptions};
 use bertstream_model::train::split_file;
 use bertstream_model::{Classifier, LoadOptions};
 
 mod common;
-use common::{assert_beats_majority, fixtures, run_transformers_check, small_schedule};
+use common::{assert_beats_majority, fixtures, run_transformers_check, small_schedule, tiny_shape};
 
 #[test]
 fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
@@ -22,13 +22,7 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
     let options = PretrainOptions {
         corpus: vec![data.join("train.tsv")],
         out: pretrained.clone(),
-        shape: ScratchShape {
-            layers: 1,
-            hidden: 64,
-            heads: 2,
-            intermediate: 128,
-            vocab: VocabShape { min_count: 2, max_words: 200 },
-        },
+        shape: tiny_shape(),
         dropout: 0.1,
         mask_prob: 0.15,
         schedule: small_schedule(4, 3e-3, 5),

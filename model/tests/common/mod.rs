@@ -4,6 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bertstream_model::train::fit::Schedule;
+use bertstream_model::train::init::{ScratchShape, VocabShape};
 use bertstream_model::train::metrics::Metrics;
 
 pub fn fixtures() -> PathBuf {
@@ -24,6 +25,17 @@ pub fn run_transformers_check(script: &str, args: &[&std::ffi::OsStr]) {
     let log = format!("{}{}", String::from_utf8_lossy(&output.stdout), String::from_utf8_lossy(&output.stderr));
     assert!(output.status.success(), "{script} failed:\n{log}");
     eprintln!("{log}");
+}
+
+/// A model small enough to train in seconds in a debug build (1 layer x 64).
+pub fn tiny_shape() -> ScratchShape {
+    ScratchShape {
+        layers: 1,
+        hidden: 64,
+        heads: 2,
+        intermediate: 128,
+        vocab: VocabShape { min_count: 2, max_words: 200 },
+    }
 }
 
 /// A schedule small enough to train the tiny test models in seconds in a debug build.
