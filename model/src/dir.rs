@@ -108,16 +108,19 @@ impl ModelDir {
     }
 
     /// The tokenizer: `tokenizer.json` if present, else `vocab.txt` (lower-casing
-    /// from `tokenizer_config.json`, BERT's default `true` without one).
+    /// and CJK splitting from `tokenizer_config.json`, BERT's default `true` for both).
     pub fn encoder(&self, max_len: usize) -> Result<TextEncoder> {
         let json = self.path.join(TOKENIZER_FILE);
         if json.is_file() {
             return TextEncoder::from_tokenizer_json(&json, max_len);
         }
-        TextEncoder::from_vocab(&self.path.join(VOCAB_FILE), self.lowercase()?, max_len)
+        let lowercase = self.tokenizer_flag("do_lower_case")?;
+        let split_cjk = self.tokenizer_flag("tokenize_chinese_chars")?;
+        TextEncoder::from_vocab(&self.path.join(VOCAB_FILE), lowercase, split_cjk, max_len)
     }
 
-    fn lowercase(&self) -> Result<bool> {
+    /// A boolean of `tokenizer_config.json`, `true` when absent.
+    fn tokenizer_flag(&self, key: &str) -> Result<bool> {
         let path = self.path.join(TOKENIZER_CONFIG_FILE);
         if !path.is_file() {
             return Ok(true);
@@ -125,7 +128,7 @@ impl ModelDir {
         let text = std::fs::read_to_string(&path).map_err(ModelError::io(&path))?;
         let value: serde_json::Value =
             serde_json::from_str(&text).map_err(|e| ModelError::BadFile { path, message: e.to_string() })?;
-        Ok(value.get("do_lower_case").and_then(serde_json::Value::as_bool).unwrap_or(true))
+        Ok(value.get(key).and_then(serde_json::Value::as_bool).unwrap_or(true))
     }
 }
 

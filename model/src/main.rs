@@ -220,6 +220,11 @@ struct ShapeArgs {
     /// At most this many whole (non-CJK) words in the vocabulary.
     #[arg(long, default_value_t = ScratchShape::default().vocab.max_words)]
     max_words: usize,
+    /// Learn this many multi-character pieces (WordPiece training) and keep CJK runs whole instead of one token per
+    /// CJK character, so frequent words become one token: shorter inputs, word features (--min-count and --max-words then
+    /// do not apply). 0: BERT's per-character way.
+    #[arg(long, default_value_t = ScratchShape::default().vocab.cjk_pieces)]
+    cjk_pieces: usize,
 }
 
 impl ShapeArgs {
@@ -229,7 +234,7 @@ impl ShapeArgs {
             hidden: self.hidden,
             heads: self.heads,
             intermediate: self.intermediate,
-            vocab: VocabShape { min_count: self.min_count, max_words: self.max_words },
+            vocab: VocabShape { min_count: self.min_count, max_words: self.max_words, cjk_pieces: self.cjk_pieces },
         }
     }
 }

@@ -8,6 +8,7 @@ use tch::{Device, Tensor};
 use tokenizers::decoders::wordpiece::WordPiece as WordPieceDecoder;
 use tokenizers::models::wordpiece::WordPiece;
 use tokenizers::normalizers::bert::BertNormalizer;
+use tokenizers::normalizers::NormalizerWrapper;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
 use tokenizers::processors::bert::BertProcessing;
 use tokenizers::{Model as _, Tokenizer, TruncationParams};
@@ -35,8 +36,9 @@ impl TextEncoder {
         Self::new(tokenizer, max_len)
     }
 
-    /// From a WordPiece `vocab.txt`, built the way `BertTokenizerFast` builds it.
-    pub fn from_vocab(path: &Path, lowercase: bool, max_len: usize) -> Result<Self> {
+    /// From a WordPiece `vocab.txt`, built the way `BertTokenizerFast` builds it
+    /// (`split_cjk` is its `tokenize_chinese_chars`).
+    pub fn from_vocab(path: &Path, lowercase: bool, split_cjk: bool, max_len: usize) -> Result<Self> {
         let path_str = path.to_str().ok_or_else(|| tok_err("vocab path is not UTF-8"))?;
         let model = WordPiece::from_file(path_str)
             .unk_token("[UNK]".into())
@@ -52,7 +54,7 @@ impl TextEncoder {
         id("[PAD]")?;
         let mut tokenizer = Tokenizer::new(model);
         tokenizer
-            .with_normalizer(Some(BertNormalizer::new(true, true, None, lowercase)))
+            .with_normalizer(Some(BertNormalizer::new(true, split_cjk, None, lowercase)))
             .with_pre_tokenizer(Some(BertPreTokenizer))
             .with_post_processor(Some(BertProcessing::new(("[SEP]".into(), sep), ("[CLS]".into(), cls))))
             .with_decoder(Some(WordPieceDecoder::default()));
@@ -85,6 +87,14 @@ impl TextEncoder {
 
     pub fn tokenizer(&self) -> &Tokenizer {
         &self.tokenizer
+    }
+
+    /// `(lowercase, split_cjk)` of a BERT normalizer; BERT's defaults for any other.
+    pub fn bert_flags(&self) -> (bool, bool) {
+        match self.tokenizer.get_normalizer() {
+            Some(NormalizerWrapper::BertNormalizer(n)) => (n.lowercase, n.handle_chinese_chars),
+            _ => (true, true),
+        }
     }
 
     /// Token ids of one text, `[CLS]` and `[SEP]` included, truncated to the max length.

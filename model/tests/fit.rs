@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use bertstream_model::train::evaluate::{evaluate_file, predict_file};
 use bertstream_model::train::fit::{fit, FitOptions, FitSummary, Schedule};
 use bertstream_model::train::init::Start;
+use bertstream_model::train::vocab::is_cjk;
 use bertstream_model::train::{split_file, TrainError};
 use bertstream_model::{Classifier, LoadOptions};
 
@@ -112,6 +113,35 @@ fn check_with_transformers(model: &Path, tmp: &Path, test: &Path) {
     let mut file = std::fs::File::create(&predictions).expect("create");
     predict_file(model, &texts, &mut file, &LoadOptions::default()).expect("predict");
     run_transformers_check("check_hf_load.py", &[model.as_os_str(), texts.as_os_str(), predictions.as_os_str()]);
+}
+
+/// `--cjk-pieces`: CJK runs stay whole, frequent words become one token, the
+/// directory tells transformers not to split CJK characters, and transformers
+/// then gives the same probabilities.
+#[test]
+fn cjk_pieces_give_word_tokens_that_transformers_reads_alike() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = split(tmp.path());
+    let out = tmp.path().join("model");
+    let mut shape = tiny_shape();
+    shape.vocab.cjk_pieces = 300;
+    let summary = fit(&FitOptions { start: Start::Scratch(shape), ..options(&data, &out, 4) }).expect("fit");
+    assert_beats_majority(&summary.dev);
+
+    let vocab = std::fs::read_to_string(out.join("vocab.txt")).expect("vocab");
+    let is_piece = |t: &&str| t.trim_start_matches("##").chars().filter(|&c| is_cjk(c)).count() >= 2;
+    let pieces = vocab.lines().filter(is_piece).count();
+    assert!(pieces >= 200, "only {pieces} multi-character CJK pieces");
+
+    let config = std::fs::read_to_string(out.join("tokenizer_config.json")).expect("config");
+    let config: serde_json::Value = serde_json::from_str(&config).expect("json");
+    assert_eq!(config["tokenize_chinese_chars"], false);
+    let classifier = Classifier::load(&out, &LoadOptions::default()).expect("loads as a served model");
+    let text = "手机很好，非常满意，质量不错";
+    let ids = classifier.encoder().encode(text).expect("encode");
+    assert!(ids.len() < text.chars().count() + 2, "{ids:?}: no CJK piece longer than a character");
+    check_with_transformers(&out, tmp.path(), &data.join("test.tsv"));
 }
 
 /// Mixed precision (`--bf16`): training still learns, and the dev metrics it

@@ -31,11 +31,14 @@ pub struct ScratchShape {
 pub struct VocabShape {
     pub min_count: usize,
     pub max_words: usize,
+    /// Multi-character pieces to learn, CJK runs kept whole (0: one token per CJK character).
+    pub cjk_pieces: usize,
 }
 
 impl Default for ScratchShape {
     fn default() -> Self {
-        Self { layers: 2, hidden: 128, heads: 4, intermediate: 512, vocab: VocabShape { min_count: 2, max_words: 2000 } }
+        let vocab = VocabShape { min_count: 2, max_words: 2000, cjk_pieces: 0 };
+        Self { layers: 2, hidden: 128, heads: 4, intermediate: 512, vocab }
     }
 }
 
@@ -83,23 +86,26 @@ pub fn prepare(start: &Start, args: &PrepareArgs<'_>, dir: &Path) -> Result<Prep
         Start::Scratch(_) => Vec::new(),
         Start::Init(init) => load_init_weights(&mut vs, init, dir, args.labels)?,
     };
-    write_tokenizer_config(dir, args.max_seq_len)?;
+    write_tokenizer_config(dir, &encoder)?;
     Ok(Prepared { vs, model, config, encoder, fresh })
 }
 
-pub fn write_tokenizer_config(dir: &Path, max_seq_len: usize) -> Result<()> {
-    let lowercase = true;
+/// `tokenizer_config.json` matching `encoder`, so that transformers' `BertTokenizer`
+/// lower-cases and splits CJK characters as it does.
+pub fn write_tokenizer_config(dir: &Path, encoder: &TextEncoder) -> Result<()> {
+    let (lowercase, split_cjk) = encoder.bert_flags();
     let path = dir.join(TOKENIZER_CONFIG_FILE);
-    std::fs::write(&path, tokenizer_config(max_seq_len, lowercase).to_string()).map_err(TrainError::io(&path))
+    let config = tokenizer_config(encoder.max_len(), lowercase, split_cjk);
+    std::fs::write(&path, config.to_string()).map_err(TrainError::io(&path))
 }
 
 /// A `--scratch` model's config, and its vocabulary (written to `dir`) built from `texts`.
 pub fn scratch_config(shape: &ScratchShape, texts: &[&str], max_seq_len: usize, dir: &Path) -> Result<(BertConfig, TextEncoder)> {
-    let options = VocabOptions { min_count: shape.vocab.min_count, max_words: shape.vocab.max_words };
-    let vocab = build_vocab(texts.iter().copied(), options)?;
+    let VocabShape { min_count, max_words, cjk_pieces } = shape.vocab;
+    let vocab = build_vocab(texts.iter().copied(), VocabOptions { min_count, max_words, cjk_pieces })?;
     let vocab_path = dir.join(VOCAB_FILE);
     write_vocab(&vocab_path, &vocab)?;
-    let encoder = TextEncoder::from_vocab(&vocab_path, true, max_seq_len)?;
+    let encoder = TextEncoder::from_vocab(&vocab_path, true, cjk_pieces == 0, max_seq_len)?;
     let config: BertConfig = serde_json::from_value(serde_json::json!({
         "vocab_size": vocab.len(),
         "hidden_size": shape.hidden,

@@ -105,7 +105,7 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     config.set_dropout(options.dropout);
     config.extra.insert("architectures".into(), serde_json::json!(["BertForMaskedLM"]));
     config.validate()?;
-    write_tokenizer_config(output.path(), sched.max_seq_len)?;
+    write_tokenizer_config(output.path(), &encoder)?;
 
     tch::manual_seed(sched.seed as i64);
     let vs = VarStore::new(sched.device);

@@ -34,7 +34,7 @@ pub fn tiny_shape() -> ScratchShape {
         hidden: 64,
         heads: 2,
         intermediate: 128,
-        vocab: VocabShape { min_count: 2, max_words: 200 },
+        vocab: VocabShape { min_count: 2, max_words: 200, cjk_pieces: 0 },
     }
 }
 
