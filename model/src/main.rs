@@ -7,7 +7,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use bertstream_model::train::data::Ratios;
 use bertstream_model::train::fit::{fit, FitOptions, Schedule};
-use bertstream_model::train::init::{ScratchShape, Start, VocabShape};
+use bertstream_model::train::init::{ScratchShape, Start};
+use bertstream_model::train::vocab::VocabOptions;
 use bertstream_model::train::pretrain::{pretrain, PretrainOptions};
 use bertstream_model::train::{evaluate, report, split_file, SPLIT_FILES};
 use bertstream_model::{DeviceSpec, LoadOptions};
@@ -234,7 +235,7 @@ impl ShapeArgs {
             hidden: self.hidden,
             heads: self.heads,
             intermediate: self.intermediate,
-            vocab: VocabShape { min_count: self.min_count, max_words: self.max_words, cjk_pieces: self.cjk_pieces },
+            vocab: VocabOptions { min_count: self.min_count, max_words: self.max_words, cjk_pieces: self.cjk_pieces },
         }
     }
 }

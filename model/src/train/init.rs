@@ -24,21 +24,12 @@ pub struct ScratchShape {
     pub hidden: i64,
     pub heads: i64,
     pub intermediate: i64,
-    pub vocab: VocabShape,
-}
-
-#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
-pub struct VocabShape {
-    pub min_count: usize,
-    pub max_words: usize,
-    /// Multi-character pieces to learn, CJK runs kept whole (0: one token per CJK character).
-    pub cjk_pieces: usize,
+    pub vocab: VocabOptions,
 }
 
 impl Default for ScratchShape {
     fn default() -> Self {
-        let vocab = VocabShape { min_count: 2, max_words: 2000, cjk_pieces: 0 };
-        Self { layers: 2, hidden: 128, heads: 4, intermediate: 512, vocab }
+        Self { layers: 2, hidden: 128, heads: 4, intermediate: 512, vocab: VocabOptions::default() }
     }
 }
 
@@ -101,11 +92,10 @@ pub fn write_tokenizer_config(dir: &Path, encoder: &TextEncoder) -> Result<()> {
 
 /// A `--scratch` model's config, and its vocabulary (written to `dir`) built from `texts`.
 pub fn scratch_config(shape: &ScratchShape, texts: &[&str], max_seq_len: usize, dir: &Path) -> Result<(BertConfig, TextEncoder)> {
-    let VocabShape { min_count, max_words, cjk_pieces } = shape.vocab;
-    let vocab = build_vocab(texts.iter().copied(), VocabOptions { min_count, max_words, cjk_pieces })?;
+    let vocab = build_vocab(texts.iter().copied(), shape.vocab)?;
     let vocab_path = dir.join(VOCAB_FILE);
     write_vocab(&vocab_path, &vocab)?;
-    let encoder = TextEncoder::from_vocab(&vocab_path, true, cjk_pieces == 0, max_seq_len)?;
+    let encoder = TextEncoder::from_vocab(&vocab_path, true, shape.vocab.cjk_pieces == 0, max_seq_len)?;
     let config: BertConfig = serde_json::from_value(serde_json::json!({
         "vocab_size": vocab.len(),
         "hidden_size": shape.hidden,

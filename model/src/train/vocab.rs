@@ -18,6 +18,7 @@ use std::collections::HashMap;
 use std::io::Write;
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use tokenizers::models::wordpiece::{WordPiece, WordPieceTrainer};
 use tokenizers::normalizers::bert::BertNormalizer;
 use tokenizers::pre_tokenizers::bert::BertPreTokenizer;
@@ -30,7 +31,7 @@ use super::error::{Result, TrainError};
 
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
 pub struct VocabOptions {
     /// Characters and words seen fewer times are left out (they become pieces or `[UNK]`).
     pub min_count: usize,

@@ -4,7 +4,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use bertstream_model::train::fit::Schedule;
-use bertstream_model::train::init::{ScratchShape, VocabShape};
+use bertstream_model::train::init::ScratchShape;
+use bertstream_model::train::vocab::VocabOptions;
 use bertstream_model::train::metrics::Metrics;
 
 pub fn fixtures() -> PathBuf {
@@ -34,7 +35,7 @@ pub fn tiny_shape() -> ScratchShape {
         hidden: 64,
         heads: 2,
         intermediate: 128,
-        vocab: VocabShape { min_count: 2, max_words: 200, cjk_pieces: 0 },
+        vocab: VocabOptions { min_count: 2, max_words: 200, cjk_pieces: 0 },
     }
 }
 
