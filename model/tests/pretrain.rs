@@ -1,12 +1,12 @@
 //! `pretrain` on a small real slice (`fixtures/reviews-small.tsv`): the
-//! masked-LM loss falls, the directory loads in transformers as a
+//! masked-LM loss (and the bag-of-words loss) falls, the directory loads in transformers as a
 //! BertForMaskedLM, and `fit --init` of it trains a classifier that learns.
 
 use std::path::Path;
 
 use bertstream_model::train::fit::{fit, FitOptions};
 use bertstream_model::train::init::Start;
-use bertstream_model::train::pretrain::{pretrain, PretrainOptions};
+use bertstream_model::train::pretrain::{pretrain, PretrainEpoch, PretrainOptions};
 use bertstream_model::train::split_file;
 use bertstream_model::{Classifier, LoadOptions};
 
@@ -25,12 +25,14 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
         shape: tiny_shape(),
         dropout: 0.1,
         mask_prob: 0.15,
+        bag_of_words: 0.0,
         schedule: small_schedule(4, 3e-3, 5),
     };
     let summary = pretrain(&options).expect("pretrain");
     let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));
     assert_eq!(summary.history.len(), 4);
     assert!(last.loss < first.loss - 0.3, "masked-LM loss did not fall: {first:?} -> {last:?}");
+    assert!(last.bag_of_words_loss.is_none(), "no bag-of-words loss without the objective");
     for file in [
         "config.json",
         "model.safetensors",
@@ -59,6 +61,31 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
     assert_beats_majority(&fitted.dev);
     let classifier = Classifier::load(&model, &LoadOptions::default()).expect("loads as a served model");
     assert_eq!(classifier.labels(), ["-1", "1"]);
+}
+
+/// `--bag-of-words`: [CLS]'s prediction of each text's tokens improves, and
+/// the directory is still a BertForMaskedLM that transformers scores alike.
+#[test]
+fn bag_of_words_objective_learns_and_keeps_a_masked_lm() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = tmp.path().join("split");
+    split_file(&fixtures().join("reviews-small.tsv"), &data, "6:2:2".parse().expect("ratios"), 1).expect("split");
+    let pretrained = tmp.path().join("pretrained");
+    let options = PretrainOptions {
+        corpus: vec![data.join("train.tsv")],
+        out: pretrained.clone(),
+        shape: tiny_shape(),
+        dropout: 0.1,
+        mask_prob: 0.15,
+        bag_of_words: 1.0,
+        schedule: small_schedule(4, 3e-3, 5),
+    };
+    let summary = pretrain(&options).expect("pretrain");
+    let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));
+    let bag_loss = |e: &PretrainEpoch| e.bag_of_words_loss.expect("bag-of-words loss recorded");
+    assert!(bag_loss(last) < bag_loss(first) - 0.3, "bag-of-words loss did not fall: {first:?} -> {last:?}");
+    assert!(last.loss < first.loss - 0.3, "masked-LM loss did not fall: {first:?} -> {last:?}");
+    check_with_transformers(&pretrained, &data.join("dev.tsv"), tmp.path(), last.loss);
 }
 
 /// `fixtures/check_hf_mlm.py`: transformers loads every trained weight and scores the dev texts as we did.

@@ -75,6 +75,21 @@ pub fn mask_tokens(batch: &EncodedBatch, ids: &MaskIds, prob: f64, rng: &mut Spl
     masked
 }
 
+/// Each row's real tokens (not `[CLS]`, `[SEP]`, padding) as a distribution
+/// over the vocabulary, `[rows * vocab]` row-major: the target of the
+/// bag-of-words objective, which teaches `[CLS]` what a whole text holds.
+pub fn bag_of_words(batch: &EncodedBatch, ids: &MaskIds) -> Vec<f32> {
+    let vocab = ids.vocab as usize;
+    let mut bags = vec![0f32; batch.rows * vocab];
+    for (row, tokens) in batch.ids.chunks(batch.seq_len).enumerate() {
+        let words: Vec<usize> = tokens.iter().filter(|t| !ids.special.contains(t)).map(|&t| t as usize).collect();
+        for &w in &words {
+            bags[row * vocab + w] += 1.0 / words.len() as f32;
+        }
+    }
+    bags
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -104,6 +119,22 @@ mod tests {
         }
         let again = mask_tokens(&batch, &scratch_ids(), 0.15, &mut SplitMix64::new(1));
         assert_eq!(m, again, "the same seed masks the same tokens");
+    }
+
+    #[test]
+    fn bags_of_words_are_each_texts_real_tokens_as_a_distribution() {
+        // Two rows: [CLS] 10 11 10 [SEP], and [CLS] 12 [SEP] then padding.
+        let ids = vec![2, 10, 11, 10, 3, 2, 12, 3, 0, 0];
+        let batch = EncodedBatch { rows: 2, seq_len: 5, mask: ids.iter().map(|&i| i64::from(i != 0)).collect(), ids };
+        let bags = bag_of_words(&batch, &scratch_ids());
+        assert_eq!(bags.len(), 200);
+        let (first, second) = bags.split_at(100);
+        assert_eq!((first[10], first[11]), (2.0 / 3.0, 1.0 / 3.0));
+        assert_eq!(second[12], 1.0);
+        for bag in [first, second] {
+            assert!((bag.iter().sum::<f32>() - 1.0).abs() < 1e-6);
+            assert!([0, 2, 3].iter().all(|&special| bag[special] == 0.0), "specials and padding are not words");
+        }
     }
 
     #[test]

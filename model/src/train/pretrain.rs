@@ -3,7 +3,9 @@
 //! knows which characters go together. With small labelled sets a classifier
 //! trained from random weights memorises its training texts within a few
 //! epochs; one that first learnt to fill in masked characters generalises
-//! better (docs/training.md has the figures).
+//! better (docs/training.md has the figures). An optional bag-of-words
+//! objective also trains the `[CLS]` position, which the masked LM leaves
+//! untrained and a classifier reads.
 //!
 //! The output is an HF `BertForMaskedLM` directory (config, weights with
 //! `bert.*` and `cls.predictions.*`, tokenizer), written atomically like `fit`'s.
@@ -12,14 +14,15 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
+use indicatif::ProgressBar;
 use serde::Serialize;
 use tch::nn::VarStore;
-use tch::Tensor;
+use tch::{Kind, Tensor};
 
 use super::data::{read_tsv, SplitMix64};
 use super::error::{Result, TrainError};
 use super::fit::{batches, progress_bar, Schedule};
-use super::masking::{mask_tokens, MaskIds};
+use super::masking::{bag_of_words, mask_tokens, MaskIds};
 use super::init::{scratch_config, write_tokenizer_config, ScratchShape};
 use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
 use super::output::{write_json, OutputDir};
@@ -38,6 +41,10 @@ pub struct PretrainOptions {
     pub dropout: f64,
     /// Share of the tokens to predict (BERT's 15%).
     pub mask_prob: f64,
+    /// Weight of the bag-of-words objective (0: off): from `[CLS]`, predict
+    /// the distribution of the text's tokens, so that the position a
+    /// classifier reads starts out summing up the whole text.
+    pub bag_of_words: f64,
     pub schedule: Schedule,
 }
 
@@ -48,6 +55,9 @@ pub struct PretrainEpoch {
     /// Mean masked-LM loss and share of masked tokens predicted right, over the steps since the last record.
     pub loss: f64,
     pub masked_accuracy: f64,
+    /// With `--bag-of-words`: the mean cross-entropy of `[CLS]`'s prediction against the texts' token distributions.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bag_of_words_loss: Option<f64>,
     pub seconds: f64,
 }
 
@@ -98,6 +108,10 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     if !(options.mask_prob > 0.0 && options.mask_prob < 1.0) {
         return Err(TrainError::Invalid("--mask-prob must be above 0 and below 1".into()));
     }
+    if !(options.bag_of_words >= 0.0 && options.bag_of_words.is_finite()) {
+        return Err(TrainError::Invalid("--bag-of-words must be a weight of 0 or more".into()));
+    }
+    let with_bags = options.bag_of_words > 0.0;
     let (texts, duplicates_dropped) = read_corpus(&options.corpus)?;
     let output = OutputDir::create(&options.out)?;
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -125,7 +139,7 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     let bar = progress_bar(sched.progress, planned as u64);
     let mut rng = SplitMix64::new(sched.seed);
     let (mut step, mut stopped, mut history) = (0usize, false, Vec::new());
-    let (mut loss_sum, mut correct, mut predicted, mut steps_since) = (0.0f64, 0i64, 0i64, 0usize);
+    let mut tally = Tally::default();
     'epochs: for epoch in 0..sched.epochs {
         let epoch_batches = batches(&lengths, sched.batch_size, &mut rng);
         for (i, rows) in epoch_batches.iter().enumerate() {
@@ -143,32 +157,42 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
             let seqs: Vec<Vec<i64>> = rows.iter().map(|&r| sequences[r].clone()).collect();
             let batch = EncodedBatch::pad(&seqs, encoder.pad_id());
             let m = mask_tokens(&batch, &mask_ids, options.mask_prob, &mut rng);
+            let bags = with_bags.then(|| bag_of_words(&batch, &mask_ids));
             let (ids, attention) = EncodedBatch { ids: m.inputs, ..batch }.to_tensors(sched.device);
             let positions = Tensor::from_slice(&m.positions).to_device(sched.device);
             let targets = Tensor::from_slice(&m.targets).to_device(sched.device);
             let hidden = bert.forward_t(&ids, attention.as_ref(), true, false).view([-1, config.hidden_size]);
             let logits = head.forward(&hidden.index_select(0, &positions), bert.embeddings.word_embeddings());
-            let loss = cross_entropy(&logits, &targets);
+            let mlm_loss = cross_entropy(&logits, &targets);
+            tally.mlm_loss += mlm_loss.double_value(&[]);
+            let mut loss = mlm_loss;
+            if let Some(bags) = &bags {
+                let rows = rows.len() as i64;
+                let cls = hidden.view([rows, -1, config.hidden_size]).select(1, 0);
+                let predicted = head.forward(&cls, bert.embeddings.word_embeddings()).log_softmax(-1, Kind::Float);
+                let bags = Tensor::from_slice(bags).view([rows, -1]).to_device(sched.device);
+                let bag_loss = -(predicted * bags).sum(Kind::Float) / rows as f64;
+                tally.bag_loss += bag_loss.double_value(&[]);
+                loss = loss + bag_loss * options.bag_of_words;
+            }
             optimizer.zero_grad();
             loss.backward();
             optimizer.clip_grad_norm(sched.max_grad_norm);
             optimizer.step(lr_at(sched.lr, sched.warmup, progress));
             step += 1;
-            steps_since += 1;
-            loss_sum += loss.double_value(&[]);
-            correct += logits.argmax(-1, false).eq_tensor(&targets).sum(tch::Kind::Int64).int64_value(&[]);
-            predicted += m.targets.len() as i64;
+            tally.steps += 1;
+            tally.correct += logits.argmax(-1, false).eq_tensor(&targets).sum(Kind::Int64).int64_value(&[]);
+            tally.predicted += m.targets.len() as i64;
             bar.set_position(step as u64);
-            bar.set_message(format!("epoch {} mlm loss {:.3}", epoch + 1, loss_sum / steps_since as f64));
+            bar.set_message(format!("epoch {} mlm loss {:.3}", epoch + 1, tally.mlm_loss / tally.steps as f64));
             if i + 1 == epoch_batches.len() {
-                history.push(record(step, steps_per_epoch, loss_sum, steps_since, correct, predicted, started, &bar));
-                (loss_sum, correct, predicted, steps_since) = (0.0, 0, 0, 0);
+                history.push(std::mem::take(&mut tally).record(step, steps_per_epoch, with_bags, started, &bar));
             }
         }
     }
     bar.finish_and_clear();
-    if steps_since > 0 {
-        history.push(record(step, steps_per_epoch, loss_sum, steps_since, correct, predicted, started, &bar));
+    if tally.steps > 0 {
+        history.push(tally.record(step, steps_per_epoch, with_bags, started, &bar));
     }
     if step == 0 {
         return Err(TrainError::Invalid("the time budget ran out before the first pretraining step".into()));
@@ -199,32 +223,40 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     Ok(summary)
 }
 
-#[allow(clippy::too_many_arguments)]
-fn record(
-    step: usize,
-    steps_per_epoch: usize,
-    loss_sum: f64,
+/// Sums over the steps since the last record.
+#[derive(Default)]
+struct Tally {
     steps: usize,
+    mlm_loss: f64,
     correct: i64,
     predicted: i64,
-    started: Instant,
-    bar: &indicatif::ProgressBar,
-) -> PretrainEpoch {
-    let r = PretrainEpoch {
-        epoch: step as f64 / steps_per_epoch as f64,
-        step,
-        loss: loss_sum / steps as f64,
-        masked_accuracy: correct as f64 / predicted.max(1) as f64,
-        seconds: started.elapsed().as_secs_f64(),
-    };
-    let line = format!(
-        "epoch {:5.2}  step {:6}  mlm loss {:.4}  masked accuracy {:.4}  ({:.0}s)",
-        r.epoch, r.step, r.loss, r.masked_accuracy, r.seconds
-    );
-    if bar.is_hidden() {
-        eprintln!("{line}");
-    } else {
-        bar.println(line);
+    bag_loss: f64,
+}
+
+impl Tally {
+    fn record(self, step: usize, per_epoch: usize, bags: bool, started: Instant, bar: &ProgressBar) -> PretrainEpoch {
+        let steps = self.steps as f64;
+        let r = PretrainEpoch {
+            epoch: step as f64 / per_epoch as f64,
+            step,
+            loss: self.mlm_loss / steps,
+            masked_accuracy: self.correct as f64 / self.predicted.max(1) as f64,
+            bag_of_words_loss: bags.then_some(self.bag_loss / steps),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let mut line = format!(
+            "epoch {:5.2}  step {:6}  mlm loss {:.4}  masked accuracy {:.4}",
+            r.epoch, r.step, r.loss, r.masked_accuracy
+        );
+        if let Some(loss) = r.bag_of_words_loss {
+            line += &format!("  bag-of-words loss {loss:.4}");
+        }
+        line += &format!("  ({:.0}s)", r.seconds);
+        if bar.is_hidden() {
+            eprintln!("{line}");
+        } else {
+            bar.println(line);
+        }
+        r
     }
-    r
 }
