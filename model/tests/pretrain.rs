@@ -2,11 +2,11 @@
 //! masked-LM loss (and the bag-of-words loss) falls, the directory loads in transformers as a
 //! BertForMaskedLM, and `fit --init` of it trains a classifier that learns.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use bertstream_model::train::fit::{fit, FitOptions};
 use bertstream_model::train::init::Start;
-use bertstream_model::train::pretrain::{pretrain, PretrainEpoch, PretrainOptions};
+use bertstream_model::train::pretrain::{pretrain, PretrainEpoch, PretrainOptions, PretrainSummary};
 use bertstream_model::train::split_file;
 use bertstream_model::{Classifier, LoadOptions};
 
@@ -16,19 +16,7 @@ use common::{assert_beats_majority, fixtures, run_transformers_check, small_sche
 #[test]
 fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("split");
-    split_file(&fixtures().join("reviews-small.tsv"), &data, "6:2:2".parse().expect("ratios"), 1).expect("split");
-    let pretrained = tmp.path().join("pretrained");
-    let options = PretrainOptions {
-        corpus: vec![data.join("train.tsv")],
-        out: pretrained.clone(),
-        shape: tiny_shape(),
-        dropout: 0.1,
-        mask_prob: 0.15,
-        bag_of_words: 0.0,
-        schedule: small_schedule(4, 3e-3, 5),
-    };
-    let summary = pretrain(&options).expect("pretrain");
+    let (data, pretrained, summary) = pretrain_slice(tmp.path(), 0.0);
     let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));
     assert_eq!(summary.history.len(), 4);
     assert!(last.loss < first.loss - 0.3, "masked-LM loss did not fall: {first:?} -> {last:?}");
@@ -68,24 +56,31 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
 #[test]
 fn bag_of_words_objective_learns_and_keeps_a_masked_lm() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let data = tmp.path().join("split");
+    let (data, pretrained, summary) = pretrain_slice(tmp.path(), 1.0);
+    let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));
+    let bag_loss = |e: &PretrainEpoch| e.bag_of_words_loss.expect("bag-of-words loss recorded");
+    assert!(bag_loss(last) < bag_loss(first) - 0.3, "bag-of-words loss did not fall: {first:?} -> {last:?}");
+    assert!(last.loss < first.loss - 0.3, "masked-LM loss did not fall: {first:?} -> {last:?}");
+    check_with_transformers(&pretrained, &data.join("dev.tsv"), tmp.path(), last.loss);
+}
+
+/// Splits the slice into `tmp/split` and pretrains the tiny model on its
+/// training texts for 4 epochs into `tmp/pretrained`.
+fn pretrain_slice(tmp: &Path, bag_of_words: f64) -> (PathBuf, PathBuf, PretrainSummary) {
+    let data = tmp.join("split");
     split_file(&fixtures().join("reviews-small.tsv"), &data, "6:2:2".parse().expect("ratios"), 1).expect("split");
-    let pretrained = tmp.path().join("pretrained");
+    let pretrained = tmp.join("pretrained");
     let options = PretrainOptions {
         corpus: vec![data.join("train.tsv")],
         out: pretrained.clone(),
         shape: tiny_shape(),
         dropout: 0.1,
         mask_prob: 0.15,
-        bag_of_words: 1.0,
+        bag_of_words,
         schedule: small_schedule(4, 3e-3, 5),
     };
     let summary = pretrain(&options).expect("pretrain");
-    let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));
-    let bag_loss = |e: &PretrainEpoch| e.bag_of_words_loss.expect("bag-of-words loss recorded");
-    assert!(bag_loss(last) < bag_loss(first) - 0.3, "bag-of-words loss did not fall: {first:?} -> {last:?}");
-    assert!(last.loss < first.loss - 0.3, "masked-LM loss did not fall: {first:?} -> {last:?}");
-    check_with_transformers(&pretrained, &data.join("dev.tsv"), tmp.path(), last.loss);
+    (data, pretrained, summary)
 }
 
 /// `fixtures/check_hf_mlm.py`: transformers loads every trained weight and scores the dev texts as we did.
