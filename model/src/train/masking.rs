@@ -1,4 +1,4 @@
-//! BERT's masking recipe, for `pretrain`'s masked-LM targets.
+//! `pretrain`'s targets: BERT's masking recipe, and each text's bag of words.
 
 use super::data::SplitMix64;
 use super::error::{Result, TrainError};

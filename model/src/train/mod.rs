@@ -6,7 +6,7 @@
 //! - [`optim`]: AdamW as torch computes it, clipping, the schedule;
 //! - [`fit`]: the training loop; [`output`]: the model directory, written atomically;
 //! - [`pretrain`]: masked-LM pretraining from scratch, a starting point for `fit --init`;
-//!   [`masking`]: BERT's masking recipe it uses;
+//!   [`masking`]: its targets (BERT's masking recipe, bags of words);
 //! - [`evaluate`]: batched scoring, `eval` and `predict`;
 //! - [`metrics`], [`report`], [`chart`]: what a run measured, as text and PNG.
 
