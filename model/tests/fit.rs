@@ -13,15 +13,7 @@ use bertstream_model::train::{split_file, TrainError};
 use bertstream_model::{Classifier, LoadOptions};
 
 mod common;
-use common::{assert_beats_majority, fixtures, run_transformers_check, small_schedule, tiny_shape};
-
-/// Torch's random generator is global: tests that fit one after another
-/// instead of at once, or the seeded runs would draw from each other's stream.
-static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn serial() -> std::sync::MutexGuard<'static, ()> {
-    TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
-}
+use common::{assert_beats_majority, fixtures, run_transformers_check, serial, small_schedule, tiny_shape};
 
 /// Small enough to train in seconds in a debug build.
 fn options(split: &Path, out: &Path, epochs: usize) -> FitOptions {

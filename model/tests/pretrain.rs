@@ -11,10 +11,11 @@ use bertstream_model::train::split_file;
 use bertstream_model::{Classifier, LoadOptions};
 
 mod common;
-use common::{assert_beats_majority, fixtures, run_transformers_check, small_schedule, tiny_shape};
+use common::{assert_beats_majority, fixtures, run_transformers_check, serial, small_schedule, tiny_shape};
 
 #[test]
 fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (data, pretrained, summary) = pretrain_slice(tmp.path(), 0.0);
     let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));
@@ -55,6 +56,7 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
 /// the directory is still a BertForMaskedLM that transformers scores alike.
 #[test]
 fn bag_of_words_objective_learns_and_keeps_a_masked_lm() {
+    let _serial = serial();
     let tmp = tempfile::tempdir().expect("tempdir");
     let (data, pretrained, summary) = pretrain_slice(tmp.path(), 1.0);
     let (first, last) = (&summary.history[0], summary.history.last().expect("epochs"));

@@ -66,3 +66,11 @@ pub fn assert_beats_majority(dev: &Metrics) {
         dev.accuracy
     );
 }
+
+/// Torch's random generator is global: tests that fit one after another
+/// instead of at once, or the seeded runs would draw from each other's stream.
+static TORCH_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    TORCH_RNG.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+}
