@@ -18,6 +18,7 @@ use anyhow::Context;
 use chrono::Utc;
 use model::{ClassifierHandle, LoadOptions};
 use rdkafka::consumer::{CommitMode, Consumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use schemas::ParseLimits;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
@@ -113,11 +114,17 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         Ok(result) => result?,
         Err(_) => anyhow::bail!("in-flight batches did not drain within {timeout:?}; their offsets stay uncommitted"),
     }
-    tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync)).await?.or_else(|e| {
-        // Nothing stored since the last commit is not an error.
-        if e.to_string().contains("No offset stored") { Ok(()) } else { Err(e) }
-    })?;
-    tracing::info!("offsets committed; bye");
+    match tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync)).await? {
+        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => tracing::info!("offsets committed; bye"),
+        // The group moved on while we drained: our results are durable, and the
+        // partitions' new owner redoes what we could not commit (at-least-once).
+        Err(KafkaError::ConsumerCommit(
+            code @ (RDKafkaErrorCode::IllegalGeneration
+            | RDKafkaErrorCode::RebalanceInProgress
+            | RDKafkaErrorCode::UnknownMemberId),
+        )) => tracing::warn!(%code, "group rebalanced during shutdown; the new owners redo the uncommitted messages"),
+        Err(e) => return Err(e.into()),
+    }
     Ok(())
 }
 
