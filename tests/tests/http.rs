@@ -1,5 +1,6 @@
 //! Every endpoint through the router (`oneshot`, no socket) over the real
-//! Postgres and the tiny model: success, and each refusal with its status.
+//! Postgres and the tiny model: success, and each refusal with its status;
+//! then the server itself over a socket.
 
 mod http_support;
 
@@ -12,6 +13,8 @@ use worker::http::HttpArgs;
 use chrono::{TimeZone, Utc};
 use http_support::*;
 use serde_json::{json, Value};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket};
 
 const LABELS: [&str; 3] = ["-1", "0", "1"];
 
@@ -120,6 +123,23 @@ async fn over_the_rate_a_client_gets_429_with_retry_after_and_others_do_not() {
     for _ in 0..5 {
         assert_eq!(app.call(get("/healthz")).await.status, 200);
     }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_tokens_count_against_the_address_rate() {
+    let tokens = "alpha-secret".parse().expect("secret");
+    let args = HttpArgs { api_tokens: tokens, rate_limit_per_sec: 1, rate_limit_burst: 2, ..HttpArgs::default() };
+    let app = TestApp::new(args, Lane::Model).await;
+    let with_token = |token: &str| {
+        let mut req = get("/v1/stats");
+        req.headers_mut().insert("authorization", format!("Bearer {token}").parse().expect("header"));
+        req
+    };
+    app.call(get("/v1/stats")).await.assert_error(401, "unauthorized");
+    app.call(with_token("guess-1")).await.assert_error(401, "unauthorized");
+    app.call(with_token("guess-2")).await.assert_error(429, "rate_limited");
+    // The right token has its own bucket.
+    assert_eq!(app.call(with_token("alpha-secret")).await.status, 200);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -327,4 +347,41 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
     app.call(get("/static/nope.js")).await.assert_error(404, "not_found");
     let metrics = app.call(get("/metrics")).await.text();
     assert!(metrics.contains(r#"bertstream_http_requests_total{route="/",status="200"} 1"#), "{metrics}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_server_cuts_off_slow_headers_and_knows_each_clients_address() {
+    let args = HttpArgs { header_timeout_ms: 300, rate_limit_per_sec: 1, rate_limit_burst: 1, ..HttpArgs::default() };
+    let app = TestApp::new(args, Lane::Model).await;
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("address");
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    let server = tokio::spawn(worker::http::serve(listener, app.state.clone(), stopped));
+    let connect = |from: &'static str| async move {
+        let socket = TcpSocket::new_v4().expect("socket");
+        socket.bind(format!("{from}:0").parse().expect("address")).expect("bind");
+        socket.connect(addr).await.expect("connect")
+    };
+
+    // Headers that never end (slowloris): the connection is closed, unanswered.
+    let mut slow = connect("127.0.0.1").await;
+    slow.write_all(b"GET /v1/stats HTTP/1.1\r\nHost: test\r\n").await.expect("write");
+    let mut answer = Vec::new();
+    let read = tokio::time::timeout(Duration::from_secs(30), slow.read_to_end(&mut answer)).await;
+    assert!(read.is_ok(), "the connection was still open after 30 s");
+    assert!(!String::from_utf8_lossy(&answer).contains(" 200 "), "{answer:?}");
+
+    // Whole requests are served, and each peer address has its own rate-limit bucket.
+    let status = |from: &'static str| async move {
+        let mut stream = connect(from).await;
+        stream.write_all(b"GET /v1/stats HTTP/1.1\r\nHost: test\r\nConnection: close\r\n\r\n").await.expect("write");
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).await.expect("read");
+        answer.split(' ').nth(1).unwrap_or_default().to_string()
+    };
+    assert_eq!(status("127.0.0.1").await, "200");
+    assert_eq!(status("127.0.0.1").await, "429");
+    assert_eq!(status("127.0.0.2").await, "200");
+    stop.send(true).expect("server running");
+    server.await.expect("join").expect("serve");
 }

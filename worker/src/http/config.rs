@@ -45,6 +45,10 @@ pub struct HttpArgs {
     /// Longest an API request may take, body upload included, in milliseconds (then 503).
     #[arg(long, env = "REQUEST_TIMEOUT_MS", default_value_t = 10_000)]
     pub request_timeout_ms: u64,
+    /// Longest a client may take to send a request's headers, in milliseconds;
+    /// then its connection is closed (an idle keep-alive connection's too).
+    #[arg(long, env = "HEADER_TIMEOUT_MS", default_value_t = 30_000)]
+    pub header_timeout_ms: u64,
     /// API requests served at once; more get 503 at once instead of queueing.
     #[arg(long, env = "MAX_CONCURRENT_REQUESTS", default_value_t = 128)]
     pub max_concurrent_requests: usize,
@@ -53,6 +57,10 @@ pub struct HttpArgs {
 impl HttpArgs {
     pub fn request_timeout(&self) -> Duration {
         Duration::from_millis(self.request_timeout_ms)
+    }
+
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms)
     }
 
     /// The configured tokens, blanks dropped.
@@ -83,6 +91,7 @@ impl Default for HttpArgs {
             max_texts_per_request: 64,
             max_text_chars: 10_000,
             request_timeout_ms: 10_000,
+            header_timeout_ms: 30_000,
             max_concurrent_requests: 128,
         }
     }

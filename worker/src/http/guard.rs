@@ -1,5 +1,6 @@
 //! The API's protections, in the order a request meets them: bearer token
-//! (401, compared in constant time), rate limit per client (429 with
+//! (401, compared in constant time; refusals count against the address's
+//! rate), rate limit per client (429 with
 //! Retry-After), concurrency bound (503 at once rather than a queue), and a
 //! timeout over the whole request, body upload included (503).
 //!
@@ -118,11 +119,13 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 /// The middleware around every API route.
 pub async fn protect(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let guard = &state.guard;
+    let addr = || ClientKey::Addr(limiter_addr(client_addr(&req, &guard.proxies)));
     let token = match guard.authenticate(&req) {
         Ok(t) => t,
-        Err(e) => return e.into_response(),
+        // A refused token counts against the address too, so guessing tokens is rate limited.
+        Err(e) => return guard.check_rate(addr()).err().unwrap_or(e).into_response(),
     };
-    let key = token.map_or_else(|| ClientKey::Addr(limiter_addr(client_addr(&req, &guard.proxies))), ClientKey::Token);
+    let key = token.map_or_else(addr, ClientKey::Token);
     if let Err(e) = guard.check_rate(key) {
         return e.into_response();
     }

@@ -23,16 +23,22 @@ pub mod stats;
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{ConnectInfo, DefaultBodyLimit, MatchedPath, Request, State};
 use axum::http::{header, HeaderValue, Method, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::{Json, Router};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::server::graceful::GracefulShutdown;
 use model::ClassifierHandle;
 use rdkafka::consumer::Consumer;
 use serde_json::json;
 use sqlx::PgPool;
 use tokio::sync::{mpsc, watch};
+use tower::ServiceExt;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub use config::HttpArgs;
@@ -112,13 +118,42 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 }
 
 /// Serves until `stop` turns true, then stops accepting and lets in-flight requests finish.
+///
+/// Its own accept loop rather than `axum::serve`, which gives hyper no timer: without one a
+/// client that trickles its request headers (slowloris) holds a connection forever.
 pub async fn serve(listener: tokio::net::TcpListener, state: AppState, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
-    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move {
-            let _ = stop.wait_for(|s| *s).await;
-        })
-        .await?;
+    let mut http = http1::Builder::new();
+    http.timer(TokioTimer::new()).header_read_timeout(state.limits.header_timeout());
+    let app = router(state);
+    let connections = GracefulShutdown::new();
+    loop {
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
+            _ = stop.wait_for(|s| *s) => break,
+        };
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
+            Err(e) => {
+                // Out of file descriptors and the like: pause rather than spin.
+                tracing::warn!(error = %e, "accepting an HTTP connection");
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                continue;
+            }
+        };
+        let app = app.clone();
+        let service = service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(ConnectInfo(peer));
+            app.clone().oneshot(req)
+        });
+        let connection = connections.watch(http.serve_connection(TokioIo::new(stream), service));
+        tokio::spawn(async move {
+            if let Err(e) = connection.await {
+                tracing::debug!(error = %e, %peer, "HTTP connection ended");
+            }
+        });
+    }
+    drop(listener);
+    connections.shutdown().await;
     Ok(())
 }
 
