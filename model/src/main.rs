@@ -131,11 +131,11 @@ struct PretrainArgs {
     #[arg(long, default_value_t = 0.15)]
     mask_prob: f64,
     /// Weight of a second objective beside the masked LM (0: off, BERT's
-    /// masked LM alone): from the [CLS] position, predict the distribution of
-    /// the text's tokens, so that the position a classifier reads starts out
-    /// summing up the whole text. 1 fine-tuned 1.3 points better after a
-    /// thousand steps or more; after a few hundred, fine-tuning can stall
-    /// (docs/training.md).
+    /// masked LM alone): from the [CLS] position through the pooler, predict
+    /// the distribution of the text's tokens, so that what a classifier reads
+    /// starts out summing up the whole text. With 1, fine-tuning did better
+    /// after a thousand steps or more; after a few hundred it can stall
+    /// (docs/training.md has the figures).
     #[arg(long, default_value_t = 0.0)]
     bag_of_words: f64,
     #[command(flatten)]

@@ -4,8 +4,8 @@
 //! trained from random weights memorises its training texts within a few
 //! epochs; one that first learnt to fill in masked characters generalises
 //! better (docs/training.md has the figures). An optional bag-of-words
-//! objective also trains the `[CLS]` position, which the masked LM leaves
-//! untrained and a classifier reads.
+//! objective also trains the `[CLS]` position and the pooler, which the
+//! masked LM leaves untrained and a classifier reads.
 //!
 //! The output is an HF `BertForMaskedLM` directory (config, weights with
 //! `bert.*` and `cls.predictions.*`, tokenizer), written atomically like `fit`'s.
@@ -41,8 +41,8 @@ pub struct PretrainOptions {
     pub dropout: f64,
     /// Share of the tokens to predict (BERT's 15%).
     pub mask_prob: f64,
-    /// Weight of the bag-of-words objective (0: off): from `[CLS]`, predict
-    /// the distribution of the text's tokens, so that the position a
+    /// Weight of the bag-of-words objective (0: off): from `[CLS]` through the
+    /// pooler, predict the distribution of the text's tokens, so that what a
     /// classifier reads starts out summing up the whole text.
     pub bag_of_words: f64,
     pub schedule: Schedule,
@@ -55,7 +55,7 @@ pub struct PretrainEpoch {
     /// Mean masked-LM loss and share of masked tokens predicted right, over the steps since the last record.
     pub loss: f64,
     pub masked_accuracy: f64,
-    /// With `--bag-of-words`: the mean cross-entropy of `[CLS]`'s prediction against the texts' token distributions.
+    /// With `--bag-of-words`: the mean cross-entropy of the pooled `[CLS]`'s prediction against each text's tokens.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bag_of_words_loss: Option<f64>,
     pub seconds: f64,
@@ -168,8 +168,8 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
             let mut loss = mlm_loss;
             if let Some(bags) = &bags {
                 let rows = rows.len() as i64;
-                let cls = hidden.view([rows, -1, config.hidden_size]).select(1, 0);
-                let predicted = head.forward(&cls, bert.embeddings.word_embeddings()).log_softmax(-1, Kind::Float);
+                let pooled = bert.pooler.forward(&hidden.view([rows, -1, config.hidden_size]));
+                let predicted = head.forward(&pooled, bert.embeddings.word_embeddings()).log_softmax(-1, Kind::Float);
                 let bags = Tensor::from_slice(bags).view([rows, -1]).to_device(sched.device);
                 let bag_loss = -(predicted * bags).sum(Kind::Float) / rows as f64;
                 tally.bag_loss += bag_loss.double_value(&[]);
