@@ -6,7 +6,9 @@
 #
 # From scratch means: `pretrain` (masked LM) on the training split's texts
 # (their labels unused; dev and test texts never seen), then `fit --init` of
-# it on the labelled training split. Both count against the budget.
+# it on the labelled training split, toward targets mixed with an n-gram
+# teacher fitted on that split alone (`--ngram-teacher`). All of it counts
+# against the budget.
 #
 #   bench/accuracy/run.sh                     # PRETRAIN_BUDGET=400 + FIT_BUDGET=170 seconds, THREADS=2
 #   SCRATCH=1 bench/accuracy/run.sh           # also `fit --scratch` alone, with the whole budget
@@ -31,7 +33,7 @@ THREADS="${THREADS:-$(nproc)}"
 BF16=""
 grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null && BF16="--bf16"
 PRETRAIN_ARGS="${PRETRAIN_ARGS:---batch-size 64 --lr 2e-3 --dropout 0 --cjk-pieces 4000 --bag-of-words 1 $BF16}"
-FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 3 --dropout 0.1}"
+FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 3 --dropout 0.1 --ngram-teacher 0.5}"
 WORK="${WORK:-$ROOT/target/bench-accuracy}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 mkdir -p "$WORK"

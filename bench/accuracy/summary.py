@@ -30,6 +30,9 @@ for name, acc, f1, secs in rows:
 last = pretrain["history"][-1]
 print(f'pretrain: {pretrain["steps"]} steps, {last["epoch"]:.1f} epochs over {pretrain["texts"]} texts, '
       f'masked-LM loss {last["loss"]:.3f}, masked accuracy {last["masked_accuracy"]:.3f}, {pretrain["seconds"]:.0f} s')
-print(f'fit: {fit["steps"]} steps, best epoch {fit["best_epoch"]:.2f}, {fit["seconds"]:.0f} s; test examples {fit["test"]["examples"]}')
+teacher = fit.get("teacher_accuracy")
+teacher = "" if teacher is None else f", n-gram teacher's out-of-fold accuracy {teacher:.3f}"
+print(f'fit: {fit["steps"]} steps, best epoch {fit["best_epoch"]:.2f}, {fit["seconds"]:.0f} s{teacher}; '
+      f'test examples {fit["test"]["examples"]}')
 verdict = "beats" if fit["test"]["macro_f1"] > baseline["test_macro_f1"] else "does not beat"
 print(f'macro-F1: bertstream {fit["test"]["macro_f1"]:.4f} {verdict} the baseline {baseline["test_macro_f1"]:.4f}')

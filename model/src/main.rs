@@ -111,6 +111,11 @@ struct FitArgs {
     /// Also evaluate on dev every N steps (default: once per epoch).
     #[arg(long)]
     eval_every: Option<usize>,
+    /// Weight (0-1) of a teacher in the training targets: a TF-IDF character 1-3-gram logistic regression
+    /// fitted on the training texts in 5 folds, each text's probabilities from the fold that left it out;
+    /// a target becomes (1 - W) x label + W x teacher. 0: off. Small data sets gain most (docs/training.md).
+    #[arg(long, default_value_t = 0.0)]
+    ngram_teacher: f64,
     #[command(flatten)]
     schedule: ScheduleArgs,
     #[command(flatten)]
@@ -340,6 +345,7 @@ fn run_fit(a: FitArgs) -> anyhow::Result<()> {
         start,
         dropout: a.schedule.dropout,
         eval_every: a.eval_every,
+        ngram_teacher: a.ngram_teacher,
         schedule: a.schedule.schedule(lr, &a.run)?,
     };
     let summary = fit(&options)?;

@@ -25,6 +25,7 @@ fn options(split: &Path, out: &Path, epochs: usize) -> FitOptions {
         start: Start::Scratch(tiny_shape()),
         dropout: Some(0.1),
         eval_every: None,
+        ngram_teacher: 0.0,
         schedule: small_schedule(epochs, 3e-3, 3),
     }
 }
@@ -150,6 +151,24 @@ fn bf16_fit_learns_and_reports_fp32_metrics() {
     assert_beats_majority(&summary.dev);
     let metrics = evaluate_file(&out, &data.join("dev.tsv"), &LoadOptions::default()).expect("eval");
     assert_eq!(metrics.accuracy, summary.dev.accuracy);
+}
+
+/// `--ngram-teacher`: the n-gram teacher's out-of-fold predictions beat the
+/// majority class, and a model trained toward them learns.
+#[test]
+fn ngram_teacher_predicts_the_folds_it_left_out_and_the_student_learns() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = split(tmp.path());
+    let out = tmp.path().join("model");
+    let summary = fit(&FitOptions { ngram_teacher: 0.5, ..options(&data, &out, 4) }).expect("fit");
+    let counts = summary.train_counts.values();
+    let majority = *counts.clone().max().expect("labels") as f64 / counts.sum::<usize>() as f64;
+    let teacher = summary.teacher_accuracy.expect("teacher accuracy");
+    assert!(teacher > majority + 0.1, "teacher {teacher} vs majority {majority}");
+    assert_beats_majority(&summary.dev);
+    let bad = FitOptions { ngram_teacher: 1.5, out: tmp.path().join("x"), ..options(&data, &out, 1) };
+    assert!(fit(&bad).expect_err("weight").to_string().contains("--ngram-teacher"));
 }
 
 #[test]

@@ -16,7 +16,8 @@ use super::error::{Result, TrainError};
 use super::evaluate::{label_indices, metrics_from_scores, score_all};
 use super::init::{prepare, PrepareArgs, Prepared, Start};
 use super::metrics::Metrics;
-use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
+use super::ngram;
+use super::optim::{cross_entropy, lr_at, soft_cross_entropy, AdamW, AdamWConfig};
 use super::output::{write_model_dir, OutputDir};
 use super::report::EpochRecord;
 use crate::bert::Bf16Matmul;
@@ -62,6 +63,8 @@ pub struct FitOptions {
     pub dropout: Option<f64>,
     /// Also evaluate every this many steps (besides every epoch).
     pub eval_every: Option<usize>,
+    /// Weight of the n-gram teacher's probabilities in the training targets (0: off; see `ngram`).
+    pub ngram_teacher: f64,
     pub schedule: Schedule,
 }
 
@@ -71,6 +74,8 @@ pub struct FitSummary {
     pub labels: Vec<String>,
     pub train_counts: std::collections::BTreeMap<String, usize>,
     pub best_epoch: f64,
+    /// `--ngram-teacher`'s out-of-fold accuracy on the training texts.
+    pub teacher_accuracy: Option<f64>,
     pub dev: Metrics,
     pub test: Option<Metrics>,
     pub history: Vec<EpochRecord>,
@@ -84,12 +89,14 @@ pub struct FitSummary {
 struct Data {
     sequences: Vec<Vec<i64>>,
     targets: Vec<usize>,
+    /// `--ngram-teacher`'s targets `[rows, labels]` (on the CPU), in place of `targets` for training.
+    soft: Option<Tensor>,
 }
 
 fn encode(prepared: &Prepared, examples: &[Example], labels: &[String], path: &Path) -> Result<Data> {
     let targets = label_indices(examples, labels, path)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    Ok(Data { sequences: prepared.encoder.encode_all(&texts)?, targets })
+    Ok(Data { sequences: prepared.encoder.encode_all(&texts)?, targets, soft: None })
 }
 
 /// Length-grouped batches: shuffle, sort pools of 50 batches by length, cut,
@@ -112,6 +119,22 @@ fn to_tensors(data: &Data, rows: &[usize], pad_id: i64, device: Device) -> (Tens
     let (ids, mask) = crate::tokenize::EncodedBatch::pad(&seqs, pad_id).to_tensors(device);
     let targets: Vec<i64> = rows.iter().map(|&i| data.targets[i] as i64).collect();
     (ids, mask, Tensor::from_slice(&targets).to_device(device))
+}
+
+fn indices(rows: &[usize]) -> Tensor {
+    Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
+}
+
+/// `--ngram-teacher W`: each training target becomes (1 - W) x its label + W x the
+/// n-gram teacher's out-of-fold probabilities. Also returns the teacher's accuracy.
+fn teacher_targets(texts: &[&str], targets: &[usize], classes: usize, weight: f64, seed: u64) -> Result<(Tensor, f64)> {
+    let started = Instant::now();
+    let teacher = ngram::teacher_probabilities(texts, targets, classes, seed)?;
+    let labels = indices(targets);
+    let accuracy = teacher.argmax(-1, false).eq_tensor(&labels).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    let secs = started.elapsed().as_secs_f64();
+    eprintln!("n-gram teacher: out-of-fold accuracy {accuracy:.4} on {} training texts ({secs:.1}s)", texts.len());
+    Ok((labels.one_hot(classes as i64).to_kind(Kind::Float) * (1.0 - weight) + teacher * weight, accuracy))
 }
 
 fn evaluate(p: &Prepared, data: &Data, labels: &[String], device: Device) -> Result<Metrics> {
@@ -152,6 +175,9 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         return Err(TrainError::Invalid(format!("{}: need at least two labels, found {labels:?}", options.train.display())));
     }
     sched.validate()?;
+    if !(0.0..=1.0).contains(&options.ngram_teacher) {
+        return Err(TrainError::Invalid("--ngram-teacher must be between 0 and 1".into()));
+    }
     let output = OutputDir::create(&options.out)?;
     let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
     let args = PrepareArgs {
@@ -163,7 +189,12 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         seed: sched.seed,
     };
     let mut prepared = prepare(&options.start, &args, output.path())?;
-    let train_data = encode(&prepared, &train, &labels, &options.train)?;
+    let mut train_data = encode(&prepared, &train, &labels, &options.train)?;
+    let mut teacher_accuracy = None;
+    if options.ngram_teacher > 0.0 {
+        let (soft, accuracy) = teacher_targets(&texts, &train_data.targets, labels.len(), options.ngram_teacher, sched.seed)?;
+        (train_data.soft, teacher_accuracy) = (Some(soft), Some(accuracy));
+    }
     let dev_data = encode(&prepared, &dev, &labels, &options.dev)?;
     let test_data = match (&test, &options.test) {
         (Some(examples), Some(path)) => Some(encode(&prepared, examples, &labels, path)?),
@@ -211,7 +242,11 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
             }
             let lr = lr_at(sched.lr, sched.warmup, progress);
             let (ids, mask, targets) = to_tensors(&train_data, &rows, prepared.encoder.pad_id(), sched.device);
-            let loss = cross_entropy(&prepared.model.forward_t(&ids, mask.as_ref(), true), &targets);
+            let logits = prepared.model.forward_t(&ids, mask.as_ref(), true);
+            let loss = match &train_data.soft {
+                None => cross_entropy(&logits, &targets),
+                Some(soft) => soft_cross_entropy(&logits, &soft.index_select(0, &indices(&rows)).to_device(sched.device)),
+            };
             optimizer.zero_grad();
             loss.backward();
             optimizer.clip_grad_norm(sched.max_grad_norm);
@@ -266,6 +301,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         labels,
         train_counts: label_counts(&train),
         best_epoch,
+        teacher_accuracy,
         dev: dev_metrics,
         test: test_metrics,
         history,

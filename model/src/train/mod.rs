@@ -5,6 +5,7 @@
 //! - [`init`]: the starting model, scratch or an HF checkpoint;
 //! - [`optim`]: AdamW as torch computes it, clipping, the schedule;
 //! - [`fit`]: the training loop; [`output`]: the model directory, written atomically;
+//!   [`ngram`]: the TF-IDF n-gram teacher of `fit --ngram-teacher`;
 //! - [`pretrain`]: masked-LM pretraining from scratch, a starting point for `fit --init`;
 //!   [`masking`]: its targets (BERT's masking recipe, bags of words);
 //! - [`evaluate`]: batched scoring, `eval` and `predict`;
@@ -18,6 +19,7 @@ pub mod fit;
 pub mod init;
 pub mod masking;
 pub mod metrics;
+pub mod ngram;
 pub mod optim;
 pub mod output;
 pub mod pretrain;

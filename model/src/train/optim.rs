@@ -135,3 +135,8 @@ pub fn lr_at(peak: f64, warmup: f64, progress: f64) -> f64 {
 pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
     logits.log_softmax(-1, Kind::Float).nll_loss(targets)
 }
+
+/// Cross-entropy of logits `[n, k]` against target distributions `[n, k]`, mean over rows.
+pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
+    -(targets * logits.log_softmax(-1, Kind::Float)).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float)
+}

@@ -89,6 +89,9 @@ pub fn fit_report(summary: &FitSummary) -> String {
         summary.parameters,
         summary.best_epoch
     );
+    if let Some(accuracy) = summary.teacher_accuracy {
+        let _ = writeln!(s, "targets mixed with the n-gram teacher's (out-of-fold accuracy {accuracy:.4} on train)");
+    }
     let _ = writeln!(s, "\n== dev (best checkpoint) ==\n{}", metrics_table(&summary.dev));
     if let Some(test) = &summary.test {
         let _ = writeln!(s, "== test ==\n{}", metrics_table(test));
