@@ -131,7 +131,8 @@ fn teacher_targets(texts: &[&str], targets: &[usize], classes: usize, weight: f6
     let started = Instant::now();
     let teacher = ngram::teacher_probabilities(texts, targets, classes, seed)?;
     let labels = indices(targets);
-    let accuracy = teacher.argmax(-1, false).eq_tensor(&labels).to_kind(Kind::Float).mean(Kind::Float).double_value(&[]);
+    let right = teacher.argmax(-1, false).eq_tensor(&labels).to_kind(Kind::Float);
+    let accuracy = right.mean(Kind::Float).double_value(&[]);
     let secs = started.elapsed().as_secs_f64();
     eprintln!("n-gram teacher: out-of-fold accuracy {accuracy:.4} on {} training texts ({secs:.1}s)", texts.len());
     Ok((labels.one_hot(classes as i64).to_kind(Kind::Float) * (1.0 - weight) + teacher * weight, accuracy))
@@ -192,7 +193,8 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     let mut train_data = encode(&prepared, &train, &labels, &options.train)?;
     let mut teacher_accuracy = None;
     if options.ngram_teacher > 0.0 {
-        let (soft, accuracy) = teacher_targets(&texts, &train_data.targets, labels.len(), options.ngram_teacher, sched.seed)?;
+        let (soft, accuracy) =
+            teacher_targets(&texts, &train_data.targets, labels.len(), options.ngram_teacher, sched.seed)?;
         (train_data.soft, teacher_accuracy) = (Some(soft), Some(accuracy));
     }
     let dev_data = encode(&prepared, &dev, &labels, &options.dev)?;
@@ -245,7 +247,9 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
             let logits = prepared.model.forward_t(&ids, mask.as_ref(), true);
             let loss = match &train_data.soft {
                 None => cross_entropy(&logits, &targets),
-                Some(soft) => soft_cross_entropy(&logits, &soft.index_select(0, &indices(&rows)).to_device(sched.device)),
+                Some(soft) => {
+                    soft_cross_entropy(&logits, &soft.index_select(0, &indices(&rows)).to_device(sched.device))
+                }
             };
             optimizer.zero_grad();
             loss.backward();

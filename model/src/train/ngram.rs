@@ -68,7 +68,9 @@ impl Features {
             .map(|doc| {
                 let mut row: Vec<(usize, f64)> = doc
                     .iter()
-                    .filter_map(|(gram, &tf)| column.get(gram.as_str()).map(|&(i, idf)| (i, (1.0 + f64::from(tf).ln()) * idf)))
+                    .filter_map(|(gram, &tf)| {
+                        column.get(gram.as_str()).map(|&(i, idf)| (i, (1.0 + f64::from(tf).ln()) * idf))
+                    })
                     .collect();
                 row.sort_unstable_by_key(|&(i, _)| i);
                 let norm = row.iter().map(|&(_, w)| w * w).sum::<f64>().sqrt().max(1e-12);
@@ -95,9 +97,16 @@ fn probabilities(row: &[(usize, f32)], weights: &[f32], classes: usize) -> Vec<f
 
 /// Fits the L2-penalised softmax regression on `rows` (full-batch Adam, as
 /// torch computes it) and returns the class probabilities of `held_out`.
-fn fit_and_predict(x: &Features, rows: &[usize], targets: &[usize], classes: usize, held_out: &[usize]) -> Vec<Vec<f32>> {
+fn fit_and_predict(
+    x: &Features,
+    rows: &[usize],
+    targets: &[usize],
+    classes: usize,
+    held_out: &[usize],
+) -> Vec<Vec<f32>> {
     let size = x.columns * classes + classes;
-    let (mut weights, mut grad, mut m, mut v) = (vec![0f32; size], vec![0f32; size], vec![0f32; size], vec![0f32; size]);
+    let (mut weights, mut grad, mut m, mut v) =
+        (vec![0f32; size], vec![0f32; size], vec![0f32; size], vec![0f32; size]);
     let n = rows.len() as f32;
     // The gradient of |W|^2 / (2 C n), the penalty scaled to the mean log-loss; biases are not penalised.
     let penalty = 1.0 / (C * rows.len() as f64) as f32;
@@ -191,7 +200,8 @@ mod tests {
         assert_eq!(p.size(), [20, 2]);
         let sums = p.sum_dim_intlist(-1, false, Kind::Float);
         assert!(sums.allclose(&Tensor::ones([20], (Kind::Float, Device::Cpu)), 1e-5, 1e-5, false));
-        let right = p.argmax(-1, false).eq_tensor(&Tensor::from_slice(&targets.iter().map(|&t| t as i64).collect::<Vec<_>>()));
+        let right =
+            p.argmax(-1, false).eq_tensor(&Tensor::from_slice(&targets.iter().map(|&t| t as i64).collect::<Vec<_>>()));
         assert!(right.sum(Kind::Int64).int64_value(&[]) >= 14, "{p}");
     }
 }

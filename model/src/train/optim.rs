@@ -140,3 +140,23 @@ pub fn cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
 pub fn soft_cross_entropy(logits: &Tensor, targets: &Tensor) -> Tensor {
     -(targets * logits.log_softmax(-1, Kind::Float)).sum_dim_intlist(-1, false, Kind::Float).mean(Kind::Float)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn soft_cross_entropy_is_cross_entropy_for_one_hot_targets_and_weighs_mixed_ones() {
+        let logits = Tensor::from_slice(&[1.0f32, -2.0, 0.5, 0.3, 0.2, -0.1]).view([2, 3]);
+        let classes = Tensor::from_slice(&[2i64, 0]);
+        let hard = cross_entropy(&logits, &classes).double_value(&[]);
+        let soft = soft_cross_entropy(&logits, &classes.one_hot(3).to_kind(Kind::Float)).double_value(&[]);
+        assert!((hard - soft).abs() < 1e-6, "{hard} vs {soft}");
+        // Equal logits give ln 2 against any mix of the two classes.
+        let mixed = soft_cross_entropy(
+            &Tensor::zeros([1, 2], (Kind::Float, tch::Device::Cpu)),
+            &Tensor::from_slice(&[0.3f32, 0.7]).view([1, 2]),
+        );
+        assert!((mixed.double_value(&[]) - 2f64.ln()).abs() < 1e-6);
+    }
+}
