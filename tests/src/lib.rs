@@ -339,8 +339,15 @@ impl Worker {
         None
     }
 
-    /// SIGTERM; the worker must exit 0 within 30 s.
+    /// SIGTERM once the worker is up; it must exit 0 within 30 s. (A SIGTERM
+    /// before the process reaches its signal handler, while it is still being
+    /// loaded, kills it: a restarted worker may have nothing left to do yet.)
     pub fn stop(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(120);
+        while !self.log_text().contains("HTTP listening") {
+            assert!(Instant::now() < deadline, "the worker did not start within 120 s\n{}", self.log_text());
+            std::thread::sleep(Duration::from_millis(50));
+        }
         let status = self.terminate(Duration::from_secs(30)).expect("exits within 30 s of SIGTERM");
         assert!(status.success(), "exit status {status}\n{}", self.log_text());
     }

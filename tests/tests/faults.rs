@@ -59,6 +59,23 @@ async fn sigterm_mid_run_drains_commits_and_exits_0() {
     assert_eq!(ledger.output_duplicates(), 0, "a graceful stop publishes nothing twice");
 }
 
+/// A SIGTERM while the worker is still starting up (here: waiting for a
+/// Postgres that does not answer) ends it cleanly and at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn sigterm_while_starting_up_exits_0() {
+    let topics = Topics::create(1).await;
+    let nobody_listens = format!("postgres://bertstream@127.0.0.1:{}/bertstream", free_port());
+    let mut worker = Worker::start(&topics, &nobody_listens, &[]);
+    wait_until(STEADY, "the worker waiting for Postgres", || {
+        let log = worker.log_text();
+        async move { log.contains("postgres not ready") }
+    })
+    .await;
+    let status = worker.terminate(Duration::from_secs(10)).expect("exits within 10 s of SIGTERM");
+    assert!(status.success(), "exit status {status}\n{}", worker.log_text());
+    assert!(worker.log_text().contains("stopped while starting up"), "{}", worker.log_text());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn postgres_down_mid_run_holds_offsets_then_catches_up() {
     let topics = Topics::create(2).await;

@@ -20,7 +20,9 @@ use model::{ClassifierHandle, LoadOptions};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use schemas::ParseLimits;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::batcher::{Batch, Batcher, Limits, ModelSlots, Origin};
@@ -37,6 +39,38 @@ use crate::{db, kafka};
 const HTTP_QUEUE: usize = 1024;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    // Listen before anything else: a SIGTERM while starting up (waiting for
+    // Postgres, loading the model) then ends the worker cleanly, not by the
+    // signal's default action.
+    let mut shutdown = Shutdown::listen()?;
+    let running = tokio::select! {
+        () = shutdown.recv() => {
+            tracing::info!("stopped while starting up; nothing was consumed");
+            return Ok(());
+        }
+        running = start(&args) => running?,
+    };
+    tokio::select! {
+        () = shutdown.recv() => tracing::info!("shutting down: draining in-flight batches"),
+        result = wait_model(&running.model) => return result,
+    }
+    running.drain(Duration::from_secs(args.shutdown_timeout_secs)).await
+}
+
+/// The stages `start` spawned, and what shutting them down needs.
+struct Running {
+    stop: watch::Sender<bool>,
+    consumer: Arc<source::WorkerConsumer>,
+    source: JoinHandle<anyhow::Result<()>>,
+    server: JoinHandle<anyhow::Result<()>>,
+    batcher: JoinHandle<()>,
+    model: JoinHandle<anyhow::Result<()>>,
+    sinks: JoinHandle<()>,
+}
+
+/// Connects, migrates, loads the model and spawns the stages. It spawns
+/// nothing before its last line, so cancelling it leaves nothing running.
+async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let pool = db::connect(args.database_url.expose()).context("DATABASE_URL")?;
     migrate_with_retry(&pool).await?;
@@ -90,42 +124,48 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     let state = AppState::new(metrics.clone(), pool, consumer.clone(), classifier.clone(), http_tx, k.input_topic.clone(), args.http.clone())?;
     let listener = tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
-    let server = tokio::spawn(http::serve(listener, state, stop_rx.clone()));
-    let batcher = tokio::spawn(batcher.run());
-    let model = tokio::spawn(model_stage(classifier, slots, batch_rx, scored_tx, metrics.clone()));
-    let sinks = tokio::spawn(sinks.run(scored_rx));
-    let source = tokio::spawn(source.run(stop_rx));
+    Ok(Running {
+        server: tokio::spawn(http::serve(listener, state, stop_rx.clone())),
+        batcher: tokio::spawn(batcher.run()),
+        model: tokio::spawn(model_stage(classifier, slots, batch_rx, scored_tx, metrics.clone())),
+        sinks: tokio::spawn(sinks.run(scored_rx)),
+        source: tokio::spawn(source.run(stop_rx)),
+        stop: stop_tx,
+        consumer,
+    })
+}
 
-    tokio::select! {
-        () = shutdown_signal() => tracing::info!("shutting down: draining in-flight batches"),
-        result = wait_model(&model) => return result,
+impl Running {
+    /// Stops fetching and HTTP, lets the batches in flight reach the sinks
+    /// within `timeout`, then commits the stored offsets synchronously.
+    async fn drain(self, timeout: Duration) -> anyhow::Result<()> {
+        let _ = self.stop.send(true);
+        let stages = async {
+            self.source.await??;
+            self.server.await??;
+            self.batcher.await?;
+            self.model.await??;
+            self.sinks.await?;
+            anyhow::Ok(())
+        };
+        match tokio::time::timeout(timeout, stages).await {
+            Ok(result) => result?,
+            Err(_) => anyhow::bail!("in-flight batches did not drain within {timeout:?}; their offsets stay uncommitted"),
+        }
+        let consumer = self.consumer;
+        match tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync)).await? {
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => tracing::info!("offsets committed; bye"),
+            // The group moved on while we drained: our results are durable, and the
+            // partitions' new owner redoes what we could not commit (at-least-once).
+            Err(KafkaError::ConsumerCommit(
+                code @ (RDKafkaErrorCode::IllegalGeneration
+                | RDKafkaErrorCode::RebalanceInProgress
+                | RDKafkaErrorCode::UnknownMemberId),
+            )) => tracing::warn!(%code, "group rebalanced during shutdown; the new owners redo the uncommitted messages"),
+            Err(e) => return Err(e.into()),
+        }
+        Ok(())
     }
-    let _ = stop_tx.send(true);
-    let drain = async {
-        source.await??;
-        server.await??;
-        batcher.await?;
-        model.await??;
-        sinks.await?;
-        anyhow::Ok(())
-    };
-    let timeout = Duration::from_secs(args.shutdown_timeout_secs);
-    match tokio::time::timeout(timeout, drain).await {
-        Ok(result) => result?,
-        Err(_) => anyhow::bail!("in-flight batches did not drain within {timeout:?}; their offsets stay uncommitted"),
-    }
-    match tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync)).await? {
-        Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => tracing::info!("offsets committed; bye"),
-        // The group moved on while we drained: our results are durable, and the
-        // partitions' new owner redoes what we could not commit (at-least-once).
-        Err(KafkaError::ConsumerCommit(
-            code @ (RDKafkaErrorCode::IllegalGeneration
-            | RDKafkaErrorCode::RebalanceInProgress
-            | RDKafkaErrorCode::UnknownMemberId),
-        )) => tracing::warn!(%code, "group rebalanced during shutdown; the new owners redo the uncommitted messages"),
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
 }
 
 /// Returns only if the model stage stopped on its own (an error).
@@ -190,17 +230,21 @@ async fn model_stage(
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending().await,
-        }
-    };
-    tokio::select! { () = ctrl_c => {}, () = term => {} }
+/// SIGTERM or SIGINT. Registered when created: a signal that arrives before
+/// `recv` is awaited is kept, not lost.
+struct Shutdown {
+    terminate: Signal,
+    interrupt: Signal,
+}
+
+impl Shutdown {
+    fn listen() -> anyhow::Result<Self> {
+        let terminate = signal(SignalKind::terminate()).context("listening for SIGTERM")?;
+        let interrupt = signal(SignalKind::interrupt()).context("listening for SIGINT")?;
+        Ok(Self { terminate, interrupt })
+    }
+
+    async fn recv(&mut self) {
+        tokio::select! { _ = self.terminate.recv() => {}, _ = self.interrupt.recv() => {} }
+    }
 }
