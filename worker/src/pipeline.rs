@@ -68,8 +68,8 @@ struct Running {
     sinks: JoinHandle<()>,
 }
 
-/// Connects, migrates, loads the model and spawns the stages. It spawns
-/// nothing before its last line, so cancelling it leaves nothing running.
+/// Connects, migrates, loads the model and spawns the stages. It spawns no
+/// stage before its last line, so cancelling it leaves none running.
 async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let pool = db::connect(args.database_url.expose()).context("DATABASE_URL")?;
