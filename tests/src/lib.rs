@@ -406,11 +406,20 @@ impl Ledger {
         }
     }
 
-    /// L4: the output topic's keys are exactly the table's ids.
+    /// L4: the output topic's keys are exactly the table's ids, and the
+    /// result of an input message published again repeats its bytes.
     pub fn assert_l4(&self) {
         let keys: std::collections::BTreeSet<String> = self.output.iter().map(Record::key_str).collect();
         let table: std::collections::BTreeSet<String> = self.table.iter().cloned().collect();
         assert_eq!(keys, table, "output keys differ from the table's ids");
+        let mut first: HashMap<(String, i32, i64), &[u8]> = HashMap::new();
+        for record in &self.output {
+            let value = record.value.as_deref().expect("an output value");
+            let result: schemas::ClassificationV1 = serde_json::from_slice(value).expect("ClassificationV1");
+            let source = (result.source.topic, result.source.partition, result.source.offset);
+            let earlier = *first.entry(source).or_insert(value);
+            assert!(earlier == value, "the result of key {} published again with other bytes", record.key_str());
+        }
     }
 
     /// Output keys published more than once.

@@ -109,3 +109,43 @@ async fn a_row_postgres_rejects_goes_alone_to_the_dlq() {
     assert_eq!(header(&ledger.dlq[0], "error.kind"), "rejected");
     assert!(header(&ledger.dlq[0], "error.message").contains("no_culprit"));
 }
+
+async fn stored_texts_and_times(db: &str) -> Vec<(String, String, chrono::DateTime<chrono::Utc>)> {
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(db).await.expect("connect");
+    sqlx::query_as("SELECT review_id, text, classified_at FROM classifications ORDER BY review_id")
+        .fetch_all(&mut conn)
+        .await
+        .expect("rows")
+}
+
+/// Reading the input again (a new group here; a crash or a rebalance in
+/// production) republishes the stored results byte for byte and leaves the
+/// table as it was; a new message for a stored id replaces its result.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_message_read_again_republishes_its_stored_result_and_a_new_one_for_its_id_replaces_it() {
+    let topics = Topics::create(2).await;
+    let db = fresh_database().await;
+    let records: Vec<_> = (0..300).map(|i| review(&format!("a-{i:03}"), &sample_text(i))).collect();
+    publish(&topics.input, &records).await;
+    let mut worker = Worker::start(&topics, &db, &[]);
+    wait_until(STEADY, "300 rows", || async { stored_count(&db).await == 300 }).await;
+    worker.stop();
+    let before = stored_texts_and_times(&db).await;
+
+    let replay_group = format!("{}-replay", topics.group);
+    let mut replay = Worker::start(&topics, &db, &[("GROUP_ID", &replay_group), ("MAX_BATCH_SIZE", "7")]);
+    wait_until(STEADY, "600 output records", || async { read_all(&topics.output).len() == 600 }).await;
+    replay.stop();
+    assert_eq!(stored_texts_and_times(&db).await, before, "reading again changed the table");
+    let ledger = audit(&topics, &db).await;
+    assert_eq!(ledger.output_duplicates(), 300);
+
+    publish(&topics.input, &[review("a-007", "edited: 物流很快")]).await;
+    let mut worker = Worker::start(&topics, &db, &[]);
+    wait_until(STEADY, "the edited text stored", || async {
+        stored_texts_and_times(&db).await.iter().any(|(id, text, _)| id == "a-007" && text == "edited: 物流很快")
+    })
+    .await;
+    worker.stop();
+    audit(&topics, &db).await;
+}

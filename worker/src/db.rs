@@ -1,10 +1,12 @@
 //! The results table: migrations, and one batched upsert per batch.
 
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::ConnectOptions;
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::types::Json;
+use sqlx::{ConnectOptions, Row};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
@@ -24,7 +26,7 @@ pub struct ResultRow {
     pub text: String,
     pub label: String,
     pub score: f32,
-    pub scores: std::collections::BTreeMap<String, f32>,
+    pub scores: BTreeMap<String, f32>,
     pub model: String,
     pub topic: String,
     pub partition: i32,
@@ -39,14 +41,17 @@ pub struct ResultRow {
 }
 
 /// Upserts rows in one round trip. Ids must be unique within `rows`
-/// (Postgres cannot update one row twice in a statement).
-pub async fn upsert(pool: &PgPool, rows: &[ResultRow]) -> Result<(), sqlx::Error> {
+/// (Postgres cannot update one row twice in a statement). A new message for
+/// a stored id replaces its row; a message delivered again (the stored row's
+/// topic, partition and offset) keeps the stored result, which is copied into
+/// its row so that it is published again byte for byte (RELIABILITY.md, L4).
+pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<(), sqlx::Error> {
     macro_rules! column {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
-    sqlx::query(
+    let written: Vec<String> = sqlx::query_scalar(
         "INSERT INTO classifications (review_id, text, label, score, scores, model, source_topic,
              source_partition, source_offset, published_at, received_at, classified_at,
              queue_ms, model_ms, batch_size, fields)
@@ -61,7 +66,10 @@ pub async fn upsert(pool: &PgPool, rows: &[ResultRow]) -> Result<(), sqlx::Error
              source_partition = EXCLUDED.source_partition, source_offset = EXCLUDED.source_offset,
              published_at = EXCLUDED.published_at, received_at = EXCLUDED.received_at,
              classified_at = EXCLUDED.classified_at, queue_ms = EXCLUDED.queue_ms,
-             model_ms = EXCLUDED.model_ms, batch_size = EXCLUDED.batch_size, fields = EXCLUDED.fields",
+             model_ms = EXCLUDED.model_ms, batch_size = EXCLUDED.batch_size, fields = EXCLUDED.fields
+         WHERE (classifications.source_topic, classifications.source_partition, classifications.source_offset)
+               IS DISTINCT FROM (EXCLUDED.source_topic, EXCLUDED.source_partition, EXCLUDED.source_offset)
+         RETURNING review_id",
     )
     .bind(column!(review_id))
     .bind(column!(text))
@@ -79,8 +87,31 @@ pub async fn upsert(pool: &PgPool, rows: &[ResultRow]) -> Result<(), sqlx::Error
     .bind(column!(model_ms))
     .bind(column!(batch_size))
     .bind(rows.iter().map(|r| r.fields.to_string()).collect::<Vec<_>>())
-    .execute(pool)
+    .fetch_all(pool)
     .await?;
+    let written: HashSet<String> = written.into_iter().collect();
+    let again: Vec<String> = rows.iter().map(|r| &r.review_id).filter(|id| !written.contains(*id)).cloned().collect();
+    if again.is_empty() {
+        return Ok(());
+    }
+    let stored: HashMap<String, PgRow> = sqlx::query(
+        "SELECT review_id, label, score, scores, model, classified_at FROM classifications WHERE review_id = ANY($1)",
+    )
+    .bind(&again)
+    .fetch_all(pool)
+    .await?
+    .into_iter()
+    .map(|found| Ok((found.try_get("review_id")?, found)))
+    .collect::<Result<_, sqlx::Error>>()?;
+    for row in rows.iter_mut() {
+        if let Some(found) = stored.get(&row.review_id) {
+            row.label = found.try_get("label")?;
+            row.score = found.try_get("score")?;
+            row.scores = found.try_get::<Json<BTreeMap<String, f32>>, _>("scores")?.0;
+            row.model = found.try_get("model")?;
+            row.classified_at = found.try_get("classified_at")?;
+        }
+    }
     Ok(())
 }
 

@@ -15,7 +15,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{SubsecRound, Utc};
 use model::{ClassifierHandle, LoadOptions};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -221,7 +221,9 @@ async fn model_stage(
             }
         }
         if !stream.is_empty() {
-            let batch = Scored { jobs: stream, model_ms: model_time.as_secs_f32() * 1000.0, batch_size, classified_at: Utc::now() };
+            // Microseconds, as Postgres keeps it: a result published again from the table is then byte-identical.
+            let classified_at = Utc::now().trunc_subsecs(6);
+            let batch = Scored { jobs: stream, model_ms: model_time.as_secs_f32() * 1000.0, batch_size, classified_at };
             if scored.send(batch).await.is_err() {
                 break;
             }

@@ -71,10 +71,10 @@ impl Sinks {
         }
         let mut unique: Vec<usize> = latest.into_values().collect();
         unique.sort_unstable();
-        let rows: Vec<ResultRow> = unique.iter().map(|&i| self.row(&batch, &batch.jobs[i])).collect();
+        let mut rows: Vec<ResultRow> = unique.iter().map(|&i| self.row(&batch, &batch.jobs[i])).collect();
 
         let start = std::time::Instant::now();
-        let rejected = self.store_rows(&rows).await;
+        let rejected = self.store_rows(&mut rows).await;
         self.metrics.sink_seconds.with_label_values(&["postgres"]).observe(start.elapsed().as_secs_f64());
         for (index, reason) in &rejected {
             let job = &batch.jobs[unique[*index]];
@@ -122,9 +122,10 @@ impl Sinks {
         }
     }
 
-    /// Upserts `rows`, retrying while Postgres is unavailable. Returns the
-    /// rows Postgres refuses on their own (index, reason).
-    async fn store_rows(&self, rows: &[ResultRow]) -> Vec<(usize, String)> {
+    /// Upserts `rows` (a message delivered again gets its stored result back),
+    /// retrying while Postgres is unavailable. Returns the rows Postgres
+    /// refuses on their own (index, reason).
+    async fn store_rows(&self, rows: &mut [ResultRow]) -> Vec<(usize, String)> {
         let mut backoff = Backoff::new();
         loop {
             match db::upsert(&self.pool, rows).await {
@@ -133,9 +134,9 @@ impl Sinks {
                     if rows.len() == 1 {
                         return vec![(0, e.to_string())];
                     }
-                    let (left, right) = rows.split_at(rows.len() / 2);
+                    let offset = rows.len() / 2;
+                    let (left, right) = rows.split_at_mut(offset);
                     let mut rejected = Box::pin(self.store_rows(left)).await;
-                    let offset = left.len();
                     rejected.extend(Box::pin(self.store_rows(right)).await.into_iter().map(|(i, r)| (i + offset, r)));
                     return rejected;
                 }

@@ -78,7 +78,7 @@ impl TestApp {
     }
 
     pub async fn insert(&self, rows: &[ResultRow]) {
-        db::upsert(&self.state.pool, rows).await.expect("upsert");
+        db::upsert(&self.state.pool, &mut rows.to_vec()).await.expect("upsert");
     }
 }
 
