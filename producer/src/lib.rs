@@ -50,7 +50,7 @@ impl Summary {
 /// Publishes everything the flags name; prints bad lines, failures and the summary on stderr.
 pub async fn run(args: Args) -> Result<Summary, ProduceError> {
     let plan = plan(&args)?;
-    let options = kafka::env_options();
+    let options = schemas::KafkaOptions::from_env();
     let producer = kafka::producer(&args.brokers, &options)?;
     kafka::check_topic(&producer, &args.brokers, &args.topic).await?;
 

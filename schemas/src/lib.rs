@@ -7,11 +7,15 @@
 //! either a valid review or a [`Poison`] that names why it is not one, so the
 //! worker can send it to the DLQ instead of panicking.
 
+pub mod kafka_options;
+
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+
+pub use kafka_options::KafkaOptions;
 
 /// The largest id accepted, in characters.
 pub const MAX_ID_CHARS: usize = 128;

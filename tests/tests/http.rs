@@ -9,7 +9,7 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::Request;
 use worker::http::routes::ENDPOINTS;
-use worker::http::HttpArgs;
+use worker::config::HttpArgs;
 use chrono::{TimeZone, Utc};
 use http_support::*;
 use serde_json::{json, Value};

@@ -11,50 +11,13 @@
 //! length, which cuts padding without starving long texts.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
 use std::time::Duration;
 
-use model::{EncodedBatch, Prediction};
-use tokio::sync::{mpsc, oneshot, Notify, OwnedSemaphorePermit, Semaphore};
+use model::EncodedBatch;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::offsets::Ticket;
-
-/// Batches in flight at once: one in the model, one filling behind it.
-pub const PIPELINE_DEPTH: usize = 2;
-
-/// Where a job came from, and so where its result goes.
-pub enum Origin {
-    /// From the input topic: the result goes to the sinks, then the offset is stored.
-    Stream(StreamMeta),
-    /// From an HTTP request: the result goes back to the caller.
-    Http(oneshot::Sender<Prediction>),
-}
-
-pub struct StreamMeta {
-    pub ticket: Ticket,
-    /// The message as read, for the DLQ should Postgres refuse its row.
-    pub original: rdkafka::message::OwnedMessage,
-    pub fields: serde_json::Map<String, serde_json::Value>,
-    pub published_at: Option<chrono::DateTime<chrono::Utc>>,
-    pub received_at: chrono::DateTime<chrono::Utc>,
-}
-
-/// One text waiting for the model, already tokenized.
-pub struct Job {
-    pub id: String,
-    pub text: String,
-    pub tokens: Vec<i64>,
-    pub enqueued: Instant,
-    pub origin: Origin,
-}
-
-pub struct Batch {
-    pub jobs: Vec<Job>,
-    pub encoded: EncodedBatch,
-    /// Held while the batch is in flight; the model stage drops it when done.
-    pub slot: OwnedSemaphorePermit,
-}
+use crate::stages::{Batch, Job, ModelSlots};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -66,35 +29,6 @@ pub struct Limits {
 impl Limits {
     fn fits(&self, rows: usize, longest: usize) -> bool {
         rows <= self.max_size && rows * longest <= self.max_tokens
-    }
-}
-
-/// Hands out model slots; the model stage calls [`ModelSlots::release`] after each batch.
-#[derive(Clone)]
-pub struct ModelSlots {
-    semaphore: Arc<Semaphore>,
-    idle: Arc<Notify>,
-}
-
-impl ModelSlots {
-    pub fn new() -> Self {
-        Self { semaphore: Arc::new(Semaphore::new(PIPELINE_DEPTH)), idle: Arc::new(Notify::new()) }
-    }
-
-    pub fn release(&self, slot: OwnedSemaphorePermit) {
-        drop(slot);
-        self.idle.notify_one();
-    }
-
-    /// True when no batch but the one being filled holds a slot.
-    fn model_idle(&self) -> bool {
-        self.semaphore.available_permits() == PIPELINE_DEPTH - 1
-    }
-}
-
-impl Default for ModelSlots {
-    fn default() -> Self {
-        Self::new()
     }
 }
 
@@ -125,7 +59,7 @@ impl Batcher {
                 }
                 continue;
             }
-            let Ok(slot) = self.slots.semaphore.clone().acquire_owned().await else { return };
+            let Some(slot) = self.slots.acquire().await else { return };
             let oldest = urgent.front().or(window.first()).map_or_else(Instant::now, |j| j.enqueued);
             let deadline = oldest + self.limits.max_wait;
             loop {
@@ -146,7 +80,7 @@ impl Batcher {
                 tokio::select! {
                     job = self.http.recv(), if http_open => match job { Some(j) => urgent.push_back(j), None => http_open = false },
                     job = self.stream.recv(), if stream_open && window.len() < window_cap => match job { Some(j) => window.push(j), None => stream_open = false },
-                    () = self.slots.idle.notified() => {}
+                    () = self.slots.released() => {}
                     () = tokio::time::sleep_until(deadline) => {}
                 }
             }

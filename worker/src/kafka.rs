@@ -1,4 +1,6 @@
-//! Kafka clients with the settings RELIABILITY.md asks for, and topic creation.
+//! Every Kafka setting of the worker, in one place: the consumer and producer
+//! with the settings RELIABILITY.md asks for, `KAFKA_OPT_*` applied the
+//! project's one way ([`KafkaOptions`]), and topic creation.
 
 use std::time::Duration;
 
@@ -8,37 +10,82 @@ use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
+use schemas::KafkaOptions;
 
-use crate::config::{kafka_passthrough, KafkaArgs};
+use crate::config::KafkaArgs;
 
 /// Larger than any message we accept, so that a too-large input still fits in the DLQ as it was.
 const PRODUCER_MAX_MESSAGE_BYTES: &str = "33554432";
 
-/// The base settings every client shares: brokers and the `KAFKA_OPT_*` passthrough.
-pub fn client_config(args: &KafkaArgs) -> ClientConfig {
+/// Producer defaults; `KAFKA_OPT_*` may change them.
+const PRODUCER_DEFAULTS: &[(&str, &str)] = &[
+    ("compression.type", "lz4"),
+    ("linger.ms", "5"),
+    ("message.max.bytes", PRODUCER_MAX_MESSAGE_BYTES),
+    // How long librdkafka retries before a delivery report says it failed.
+    ("delivery.timeout.ms", "30000"),
+];
+
+/// No duplicates or reordering on the output topic: no `KAFKA_OPT_*` changes it.
+const PRODUCER_PINNED: &[(&str, &str)] = &[("enable.idempotence", "true"), ("acks", "all")];
+
+const CONSUMER_DEFAULTS: &[(&str, &str)] = &[
+    ("auto.commit.interval.ms", "1000"),
+    ("session.timeout.ms", "10000"),
+    ("heartbeat.interval.ms", "2000"),
+    ("max.poll.interval.ms", "300000"),
+    // Bounded prefetch.
+    ("queued.max.messages.kbytes", "16384"),
+    // Consumer lag for the metrics.
+    ("statistics.interval.ms", "5000"),
+];
+
+/// What at-least-once rests on (RELIABILITY.md): offsets are stored by the
+/// worker only once a message is durable, then auto-committed from the store.
+const CONSUMER_PINNED: &[(&str, &str)] = &[
+    ("enable.auto.offset.store", "false"),
+    ("enable.auto.commit", "true"),
+    ("auto.offset.reset", "earliest"),
+    // The rebalance callbacks revoke and assign partitions one by one.
+    ("partition.assignment.strategy", "cooperative-sticky"),
+];
+
+/// A client's settings: brokers, `defaults`, the `KAFKA_OPT_*` options, `pinned`.
+fn client_config(args: &KafkaArgs, defaults: &[(&str, &str)], pinned: &[(&str, &str)]) -> ClientConfig {
+    let options = KafkaOptions::from_env();
+    for name in options.overridden(pinned) {
+        tracing::warn!(setting = name, "KAFKA_OPT_* cannot change this setting; ignored");
+    }
+    let defaults: Vec<(&str, &str)> = [("bootstrap.servers", args.brokers.as_str())].into_iter().chain(defaults.iter().copied()).collect();
     let mut config = ClientConfig::new();
-    config.set("bootstrap.servers", &args.brokers);
-    for (name, value) in kafka_passthrough() {
+    for (name, value) in options.settings(&defaults, pinned) {
         config.set(name, value);
     }
     config
 }
 
+/// The input consumer's settings (the source creates it with its context).
+pub fn consumer_config(args: &KafkaArgs) -> ClientConfig {
+    let mut config = client_config(args, CONSUMER_DEFAULTS, CONSUMER_PINNED);
+    config.set("group.id", &args.group_id);
+    config
+}
+
 /// An idempotent producer (acks=all, ordered retries), compressed, that keeps
 /// retrying for `delivery.timeout.ms` before a delivery report says it failed.
-pub fn producer(args: &KafkaArgs) -> Result<FutureProducer, KafkaError> {
-    client_config(args)
-        .set("enable.idempotence", "true")
-        .set("compression.type", "lz4")
-        .set("linger.ms", "5")
-        .set("message.max.bytes", PRODUCER_MAX_MESSAGE_BYTES)
-        .set("delivery.timeout.ms", "30000")
-        .create()
+pub fn producer(args: &KafkaArgs) -> anyhow::Result<FutureProducer> {
+    client_config(args, PRODUCER_DEFAULTS, PRODUCER_PINNED).create().map_err(redacted)
+}
+
+/// A client error as a message without the value of any secret option
+/// (librdkafka quotes a bad value).
+pub fn redacted(error: KafkaError) -> anyhow::Error {
+    anyhow::anyhow!(KafkaOptions::from_env().redact(&format!("kafka client: {error}")))
 }
 
 /// Creates the topics that are missing. A broker that forbids it gives an error naming the topic.
 pub async fn ensure_topics(args: &KafkaArgs, topics: &[&str]) -> anyhow::Result<()> {
-    let admin: AdminClient<DefaultClientContext> = client_config(args).create()?;
+    let admin: AdminClient<DefaultClientContext> = client_config(args, &[], &[]).create().map_err(redacted)?;
     let new: Vec<NewTopic> = topics
         .iter()
         .map(|t| NewTopic::new(t, args.topic_partitions, TopicReplication::Fixed(args.topic_replication)))

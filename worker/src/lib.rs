@@ -1,16 +1,25 @@
 //! `bertstream-worker`: consumes reviews from Kafka, classifies them in
 //! micro-batches, stores results in Postgres and on the output topic, and
-//! serves the HTTP API. See `pipeline` for how the parts fit.
+//! serves the HTTP API. `pipeline` wires the stages. Each module below imports
+//! only modules listed after it, so no import climbs back up the data flow
+//! (`docs/architecture.md`).
 
-pub mod batcher;
-pub mod config;
-pub mod db;
-pub mod dlq;
+pub mod pipeline;
 pub mod http;
+
+// The stages, in the order a message meets them (`offsets` is the last).
+pub mod source;
+pub mod batcher;
+pub mod inference;
+pub mod sinks;
+pub mod dlq;
+// What the stages hand each other.
+pub mod stages;
+pub mod offsets;
+
+// Shared by all.
+pub mod db;
 pub mod kafka;
 pub mod metrics;
-pub mod offsets;
-pub mod pipeline;
 pub mod retry;
-pub mod sink;
-pub mod source;
+pub mod config;

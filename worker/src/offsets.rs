@@ -4,9 +4,24 @@
 //!
 //! Each assignment of a partition is a new generation; work begun under an
 //! older one (before a revoke) cannot move the offsets of the new owner.
+//!
+//! Offsets are auto-committed from the store every second, and committed
+//! synchronously when partitions are revoked ([`OffsetsContext`]) and on shutdown.
 
 use std::collections::{BTreeSet, HashMap};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::{ClientContext, Statistics, TopicPartitionList};
+
+use crate::metrics::Metrics;
+
+/// How long a revoke waits for the revoked partitions' in-flight messages.
+const REVOKE_DRAIN: Duration = Duration::from_secs(10);
+
+/// The input consumer: its context keeps the tracker in step with the group.
+pub type WorkerConsumer = StreamConsumer<OffsetsContext>;
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Partition {
@@ -107,6 +122,76 @@ impl OffsetTracker {
     /// Messages in flight in all partitions.
     pub fn total_in_flight(&self) -> usize {
         self.with(|map| map.values().map(|s| s.pending.len()).sum())
+    }
+}
+
+/// Marks a message done and stores the partition's new offset if it moved.
+pub fn store(consumer: &WorkerConsumer, tracker: &OffsetTracker, ticket: &Ticket) {
+    if let Some(next) = tracker.finish(ticket) {
+        // `store_offsets` stores the offset as given (the next to read);
+        // `store_offset` would add one.
+        let mut list = TopicPartitionList::new();
+        let stored = list
+            .add_partition_offset(&ticket.partition.topic, ticket.partition.partition, rdkafka::Offset::Offset(next))
+            .and_then(|()| consumer.store_offsets(&list));
+        if let Err(e) = stored {
+            tracing::debug!(error = %e, partition = ticket.partition.partition, "offset not stored (partition revoked?)");
+        }
+    }
+}
+
+/// The consumer's callbacks: rebalances move the tracker's generations, and
+/// librdkafka's statistics give the lag metric.
+pub struct OffsetsContext {
+    pub tracker: Arc<OffsetTracker>,
+    pub metrics: Arc<Metrics>,
+    pub input_topic: String,
+}
+
+fn partitions(list: &TopicPartitionList) -> Vec<Partition> {
+    list.elements().iter().map(|e| Partition { topic: e.topic().to_string(), partition: e.partition() }).collect()
+}
+
+impl ClientContext for OffsetsContext {
+    fn stats(&self, statistics: Statistics) {
+        let lag: i64 = statistics
+            .topics
+            .get(&self.input_topic)
+            .map(|t| t.partitions.values().map(|p| p.consumer_lag.max(0)).sum())
+            .unwrap_or(0);
+        self.metrics.consumer_lag.set(lag);
+    }
+}
+
+impl ConsumerContext for OffsetsContext {
+    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        let Rebalance::Revoke(list) = rebalance else { return };
+        let revoked = partitions(list);
+        if !consumer.assignment_lost() {
+            // Let what is in flight for these partitions finish, so that their
+            // new owner does not redo it, then commit.
+            let start = Instant::now();
+            while revoked.iter().any(|p| self.tracker.in_flight(p) > 0) && start.elapsed() < REVOKE_DRAIN {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
+                tracing::debug!(error = %e, "commit on revoke");
+            }
+        }
+        for p in &revoked {
+            self.tracker.revoke(p);
+        }
+        tracing::info!(partitions = ?revoked.iter().map(|p| p.partition).collect::<Vec<_>>(), "partitions revoked");
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let assigned = partitions(list);
+            for p in &assigned {
+                self.tracker.assign(p.clone());
+            }
+            tracing::info!(partitions = ?assigned.iter().map(|p| p.partition).collect::<Vec<_>>(), "partitions assigned");
+        }
     }
 }
 

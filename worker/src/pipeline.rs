@@ -1,12 +1,13 @@
 //! Wires the worker together and runs it until SIGTERM/SIGINT:
 //!
 //! ```text
-//! source ─► batcher ─► model stage ─► sinks ─► offsets stored
+//! source ─► batcher ─► inference ─► sinks ─► offsets stored
 //!   │          ▲            │
 //!   └─► DLQ    HTTP lane    └─► HTTP replies
 //! ```
 //! Each stage is its own task, so tokenizing (in the source), the model and
-//! the sinks work on different batches at the same time.
+//! the sinks work on different batches at the same time. This file only
+//! wires them (what they pass each other is in `stages`).
 //!
 //! Shutdown: stop fetching and stop taking HTTP requests, let the batches in
 //! flight reach the sinks, commit the stored offsets synchronously, exit.
@@ -15,7 +16,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use chrono::{SubsecRound, Utc};
 use model::{ClassifierHandle, LoadOptions};
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
@@ -23,16 +23,17 @@ use schemas::ParseLimits;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use tokio::time::Instant;
 
-use crate::batcher::{Batch, Batcher, Limits, ModelSlots, Origin};
+use crate::batcher::{Batcher, Limits};
 use crate::config::RunArgs;
 use crate::dlq::DeadLetters;
 use crate::http::{self, AppState};
+use crate::inference::Inference;
 use crate::metrics::Metrics;
-use crate::offsets::OffsetTracker;
-use crate::sink::{Scored, ScoredJob, Sinks};
+use crate::offsets::{OffsetTracker, WorkerConsumer};
+use crate::sinks::Sinks;
 use crate::source::{self, Source};
+use crate::stages::ModelSlots;
 use crate::{db, kafka};
 
 /// Requests from HTTP waiting for the batcher.
@@ -60,7 +61,7 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
 /// The stages `start` spawned, and what shutting them down needs.
 struct Running {
     stop: watch::Sender<bool>,
-    consumer: Arc<source::WorkerConsumer>,
+    consumer: Arc<WorkerConsumer>,
     source: JoinHandle<anyhow::Result<()>>,
     server: JoinHandle<anyhow::Result<()>>,
     batcher: JoinHandle<()>,
@@ -73,7 +74,7 @@ struct Running {
 async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let pool = db::connect(args.database_url.expose()).context("DATABASE_URL")?;
-    migrate_with_retry(&pool).await?;
+    db::migrate_with_retry(&pool).await?;
     let k = &args.kafka;
     kafka::ensure_topics(k, &[&k.input_topic, &k.output_topic, &k.dlq_topic]).await?;
 
@@ -127,7 +128,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     Ok(Running {
         server: tokio::spawn(http::serve(listener, state, stop_rx.clone())),
         batcher: tokio::spawn(batcher.run()),
-        model: tokio::spawn(model_stage(classifier, slots, batch_rx, scored_tx, metrics.clone())),
+        model: tokio::spawn(Inference { classifier, slots, metrics: metrics.clone() }.run(batch_rx, scored_tx)),
         sinks: tokio::spawn(sinks.run(scored_rx)),
         source: tokio::spawn(source.run(stop_rx)),
         stop: stop_tx,
@@ -176,60 +177,6 @@ async fn wait_model(model: &tokio::task::JoinHandle<anyhow::Result<()>>) -> anyh
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
-}
-
-async fn migrate_with_retry(pool: &sqlx::PgPool) -> anyhow::Result<()> {
-    let start = Instant::now();
-    loop {
-        match db::MIGRATOR.run(pool).await {
-            Ok(()) => return Ok(()),
-            Err(e) if start.elapsed() < Duration::from_secs(60) => {
-                tracing::warn!(error = %e, "postgres not ready for migrations; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
-            }
-            Err(e) => return Err(e).context("running migrations"),
-        }
-    }
-}
-
-/// Runs each batch through the model; HTTP jobs get their answer here, stream
-/// jobs go on to the sinks.
-async fn model_stage(
-    classifier: ClassifierHandle,
-    slots: ModelSlots,
-    mut batches: mpsc::Receiver<Batch>,
-    scored: mpsc::Sender<Scored>,
-    metrics: Arc<Metrics>,
-) -> anyhow::Result<()> {
-    while let Some(Batch { jobs, encoded, slot }) = batches.recv().await {
-        let started = Instant::now();
-        metrics.batch_size.observe(jobs.len() as f64);
-        metrics.batch_tokens.observe(encoded.padded_tokens() as f64);
-        let predictions = classifier.predict(encoded).await.context("model")?;
-        let model_time = started.elapsed();
-        slots.release(slot);
-        metrics.model_seconds.observe(model_time.as_secs_f64());
-        let batch_size = jobs.len();
-        let mut stream = Vec::with_capacity(batch_size);
-        for (job, prediction) in jobs.into_iter().zip(predictions) {
-            let queue_ms = (started - job.enqueued).as_secs_f32() * 1000.0;
-            match job.origin {
-                Origin::Http(reply) => {
-                    let _ = reply.send(prediction);
-                }
-                Origin::Stream(meta) => stream.push(ScoredJob { id: job.id, text: job.text, meta, prediction, queue_ms }),
-            }
-        }
-        if !stream.is_empty() {
-            // Microseconds, as Postgres keeps it: a result published again from the table is then byte-identical.
-            let classified_at = Utc::now().trunc_subsecs(6);
-            let batch = Scored { jobs: stream, model_ms: model_time.as_secs_f32() * 1000.0, batch_size, classified_at };
-            if scored.send(batch).await.is_err() {
-                break;
-            }
-        }
-    }
-    Ok(())
 }
 
 /// SIGTERM or SIGINT. Registered when created: a signal that arrives before

@@ -1,8 +1,7 @@
 //! Capped exponential backoff with full jitter, for retrying sinks while offsets wait.
 
+use std::hash::{BuildHasher, RandomState};
 use std::time::Duration;
-
-use rand::Rng;
 
 pub struct Backoff {
     attempt: u32,
@@ -19,12 +18,18 @@ impl Backoff {
     pub fn next_delay(&mut self) -> Duration {
         let ceiling = self.base.saturating_mul(1 << self.attempt.min(16)).min(self.cap);
         self.attempt += 1;
-        ceiling.mul_f64(rand::rng().random_range(0.0..=1.0))
+        ceiling.mul_f64(unit_random())
     }
 
     pub async fn wait(&mut self) {
         tokio::time::sleep(self.next_delay()).await;
     }
+}
+
+/// Uniform in [0, 1]: std's randomly seeded hasher is plenty for jitter.
+fn unit_random() -> f64 {
+    let bits = RandomState::new().hash_one(std::time::Instant::now());
+    (bits >> 11) as f64 / (1u64 << 53) as f64
 }
 
 impl Default for Backoff {

@@ -4,103 +4,30 @@
 //! Guarantee (at-least-once): an offset is stored for commit only after its
 //! message is durable — result in Postgres and on the output topic, or record
 //! in the DLQ — and only as the contiguous done prefix of its partition
-//! ([`OffsetTracker`]). Offsets are auto-committed from the store every
-//! second, and committed synchronously when partitions are revoked and on
-//! shutdown. When the in-memory queue is full the partitions pause, and the
+//! (`offsets`). When the in-memory queue is full the partitions pause, and the
 //! consumer keeps polling so it stays in the group.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
-use std::time::{Duration, Instant as StdInstant};
+use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
-use rdkafka::{ClientContext, Statistics, TopicPartitionList};
 use schemas::{parse_review, ParseLimits, Poison};
 use tokio::sync::{mpsc, watch};
 
-use crate::batcher::{Job, Origin, StreamMeta};
 use crate::config::KafkaArgs;
 use crate::dlq::DeadLetters;
-use crate::kafka::client_config;
+use crate::kafka;
 use crate::metrics::Metrics;
-use crate::offsets::{OffsetTracker, Partition, Ticket};
+use crate::offsets::{store, OffsetTracker, OffsetsContext, Partition, Ticket, WorkerConsumer};
+use crate::stages::{Job, Origin, StreamMeta};
 
-/// How long a revoke waits for the revoked partitions' in-flight messages.
-const REVOKE_DRAIN: Duration = Duration::from_secs(10);
-
-pub type WorkerConsumer = StreamConsumer<WorkerContext>;
-
-pub struct WorkerContext {
-    tracker: Arc<OffsetTracker>,
-    metrics: Arc<Metrics>,
-    input_topic: String,
-}
-
-fn partitions(list: &TopicPartitionList) -> Vec<Partition> {
-    list.elements().iter().map(|e| Partition { topic: e.topic().to_string(), partition: e.partition() }).collect()
-}
-
-impl ClientContext for WorkerContext {
-    fn stats(&self, statistics: Statistics) {
-        let lag: i64 = statistics
-            .topics
-            .get(&self.input_topic)
-            .map(|t| t.partitions.values().map(|p| p.consumer_lag.max(0)).sum())
-            .unwrap_or(0);
-        self.metrics.consumer_lag.set(lag);
-    }
-}
-
-impl ConsumerContext for WorkerContext {
-    fn pre_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        let Rebalance::Revoke(list) = rebalance else { return };
-        let revoked = partitions(list);
-        if !consumer.assignment_lost() {
-            // Let what is in flight for these partitions finish, so that their
-            // new owner does not redo it, then commit.
-            let start = StdInstant::now();
-            while revoked.iter().any(|p| self.tracker.in_flight(p) > 0) && start.elapsed() < REVOKE_DRAIN {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            if let Err(e) = consumer.commit_consumer_state(CommitMode::Sync) {
-                tracing::debug!(error = %e, "commit on revoke");
-            }
-        }
-        for p in &revoked {
-            self.tracker.revoke(p);
-        }
-        tracing::info!(partitions = ?revoked.iter().map(|p| p.partition).collect::<Vec<_>>(), "partitions revoked");
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let assigned = partitions(list);
-            for p in &assigned {
-                self.tracker.assign(p.clone());
-            }
-            tracing::info!(partitions = ?assigned.iter().map(|p| p.partition).collect::<Vec<_>>(), "partitions assigned");
-        }
-    }
-}
-
-/// The consumer, with the settings RELIABILITY.md lists.
+/// The input consumer, subscribed, with the settings of `kafka`.
 pub fn consumer(args: &KafkaArgs, tracker: Arc<OffsetTracker>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<WorkerConsumer>> {
-    let context = WorkerContext { tracker, metrics, input_topic: args.input_topic.clone() };
-    let consumer: WorkerConsumer = client_config(args)
-        .set("group.id", &args.group_id)
-        .set("enable.auto.offset.store", "false")
-        .set("enable.auto.commit", "true")
-        .set("auto.commit.interval.ms", "1000")
-        .set("auto.offset.reset", "earliest")
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("session.timeout.ms", "10000")
-        .set("heartbeat.interval.ms", "2000")
-        .set("max.poll.interval.ms", "300000")
-        .set("queued.max.messages.kbytes", "16384")
-        .set("statistics.interval.ms", "5000")
-        .create_with_context(context)?;
+    let context = OffsetsContext { tracker, metrics, input_topic: args.input_topic.clone() };
+    let consumer: WorkerConsumer = kafka::consumer_config(args).create_with_context(context).map_err(kafka::redacted)?;
     consumer.subscribe(&[&args.input_topic])?;
     Ok(Arc::new(consumer))
 }
@@ -233,21 +160,6 @@ impl Source {
                     });
                 }
             }
-        }
-    }
-}
-
-/// Marks a message done and stores the partition's new offset if it moved.
-pub fn store(consumer: &WorkerConsumer, tracker: &OffsetTracker, ticket: &Ticket) {
-    if let Some(next) = tracker.finish(ticket) {
-        // `store_offsets` stores the offset as given (the next to read);
-        // `store_offset` would add one.
-        let mut list = TopicPartitionList::new();
-        let stored = list
-            .add_partition_offset(&ticket.partition.topic, ticket.partition.partition, rdkafka::Offset::Offset(next))
-            .and_then(|()| consumer.store_offsets(&list));
-        if let Err(e) = stored {
-            tracing::debug!(error = %e, partition = ticket.partition.partition, "offset not stored (partition revoked?)");
         }
     }
 }

@@ -1,4 +1,7 @@
+use tokio::sync::oneshot;
+
 use super::*;
+use crate::stages::Origin;
 
 fn job(id: usize, len: usize) -> Job {
     let (reply, _) = oneshot::channel();

@@ -13,8 +13,8 @@ use tokio::time::Instant;
 
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
-use super::AppState;
-use crate::batcher::{Job, Origin};
+use super::state::AppState;
+use crate::stages::{Job, Origin};
 
 /// `{"texts": [...]}`, or `{"text": "..."}` for one.
 #[derive(Debug, Deserialize)]

@@ -20,7 +20,7 @@ use serde_json::{json, Value};
 use super::classify::classify;
 use super::error::{ApiError, ApiResult};
 use super::extract::Body;
-use super::AppState;
+use super::state::AppState;
 
 #[derive(Debug, Deserialize)]
 pub struct EncodeRequest {

@@ -1,6 +1,7 @@
 //! Every refusal the API makes: `{"error": {"code": ..., "message": ...}}`
 //! with the right status. Messages speak to the caller and never carry
 //! internals (database errors, paths): those go to the log instead.
+//! [`ERRORS`] is the one table of them.
 
 use std::time::Duration;
 
@@ -8,6 +9,34 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde_json::json;
+
+/// One kind of refusal: its status, the `code` of its JSON body, and what it
+/// means. Responses, the route list and `/openapi.json` all read [`ERRORS`].
+#[derive(Debug, PartialEq, Eq)]
+pub struct ErrorKind {
+    pub status: u16,
+    pub code: &'static str,
+    pub description: &'static str,
+    /// Any API endpoint may answer it (the guard's and the body reader's refusals).
+    pub any_api_endpoint: bool,
+}
+
+const fn kind(status: u16, code: &'static str, description: &'static str, any_api_endpoint: bool) -> ErrorKind {
+    ErrorKind { status, code, description, any_api_endpoint }
+}
+
+pub const BAD_REQUEST: ErrorKind = kind(400, "bad_request", "Malformed request (not JSON, not UTF-8, bad cursor)", true);
+pub const UNAUTHORIZED: ErrorKind = kind(401, "unauthorized", "Missing or wrong bearer token", true);
+pub const NOT_FOUND: ErrorKind = kind(404, "not_found", "Not found", false);
+pub const TOO_LARGE: ErrorKind = kind(413, "too_large", "Body, number of texts or a text over its limit", true);
+pub const INVALID_INPUT: ErrorKind = kind(422, "invalid_input", "Well-formed JSON of the wrong shape, or an empty text", true);
+pub const RATE_LIMITED: ErrorKind = kind(429, "rate_limited", "Over the client's rate limit; see Retry-After", true);
+pub const OVERLOADED: ErrorKind = kind(503, "overloaded", "Overloaded or shutting down; see Retry-After", true);
+pub const TIMEOUT: ErrorKind = kind(503, "timeout", "Timed out; see Retry-After", true);
+pub const INTERNAL: ErrorKind = kind(500, "internal", "Internal error (the cause is logged, not returned)", false);
+
+pub const ERRORS: &[ErrorKind] =
+    &[BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, TOO_LARGE, INVALID_INPUT, RATE_LIMITED, OVERLOADED, TIMEOUT, INTERNAL];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -37,31 +66,26 @@ fn retry_after_secs(wait: Duration) -> u64 {
 }
 
 impl ApiError {
-    pub fn status(&self) -> StatusCode {
+    pub fn kind(&self) -> &'static ErrorKind {
         match self {
-            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
-            Self::Unauthorized => StatusCode::UNAUTHORIZED,
-            Self::NotFound(_) => StatusCode::NOT_FOUND,
-            Self::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            Self::Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
-            Self::RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
-            Self::Unavailable(_) | Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::BadRequest(_) => &BAD_REQUEST,
+            Self::Unauthorized => &UNAUTHORIZED,
+            Self::NotFound(_) => &NOT_FOUND,
+            Self::TooLarge(_) => &TOO_LARGE,
+            Self::Unprocessable(_) => &INVALID_INPUT,
+            Self::RateLimited(_) => &RATE_LIMITED,
+            Self::Unavailable(_) => &OVERLOADED,
+            Self::Timeout => &TIMEOUT,
+            Self::Internal(_) => &INTERNAL,
         }
     }
 
+    pub fn status(&self) -> StatusCode {
+        StatusCode::from_u16(self.kind().status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR)
+    }
+
     pub fn code(&self) -> &'static str {
-        match self {
-            Self::BadRequest(_) => "bad_request",
-            Self::Unauthorized => "unauthorized",
-            Self::NotFound(_) => "not_found",
-            Self::TooLarge(_) => "too_large",
-            Self::Unprocessable(_) => "invalid_input",
-            Self::RateLimited(_) => "rate_limited",
-            Self::Unavailable(_) => "overloaded",
-            Self::Timeout => "timeout",
-            Self::Internal(_) => "internal",
-        }
+        self.kind().code
     }
 
     pub fn internal(context: &str, error: impl std::fmt::Display) -> Self {
@@ -94,3 +118,29 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_is_in_the_table_once() {
+        let errors = [
+            ApiError::BadRequest(String::new()),
+            ApiError::Unauthorized,
+            ApiError::NotFound(String::new()),
+            ApiError::TooLarge(String::new()),
+            ApiError::Unprocessable(String::new()),
+            ApiError::RateLimited(Duration::from_secs(1)),
+            ApiError::Unavailable(""),
+            ApiError::Timeout,
+            ApiError::Internal(String::new()),
+        ];
+        for e in &errors {
+            assert!(ERRORS.contains(e.kind()), "{e:?}");
+            assert_eq!(e.status().as_u16(), e.kind().status);
+        }
+        let codes: std::collections::BTreeSet<&str> = ERRORS.iter().map(|k| k.code).collect();
+        assert_eq!(codes.len(), ERRORS.len(), "codes are unique");
+    }
+}

@@ -8,7 +8,7 @@ use axum::http::header;
 use serde::de::DeserializeOwned;
 
 use super::error::ApiError;
-use super::AppState;
+use super::state::AppState;
 
 /// The raw body, refused with 413 as soon as it is known to be too big:
 /// from `Content-Length` before reading, or while streaming (DefaultBodyLimit).

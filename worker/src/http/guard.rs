@@ -23,9 +23,8 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use super::client::{client_addr, limiter_addr, ClientKey, IpNet};
-use super::config::{split_list, HttpArgs};
 use super::error::ApiError;
-use super::AppState;
+use crate::config::{split_list, HttpArgs};
 
 pub const CLEAN_EVERY: Duration = Duration::from_secs(10);
 
@@ -117,8 +116,7 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 }
 
 /// The middleware around every API route.
-pub async fn protect(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let guard = &state.guard;
+pub async fn protect(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
     let addr = || ClientKey::Addr(limiter_addr(client_addr(&req, &guard.proxies)));
     let token = match guard.authenticate(&req) {
         Ok(t) => t,

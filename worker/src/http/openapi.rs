@@ -1,28 +1,26 @@
-//! `GET /openapi.json`: OpenAPI 3.1 built from [`routes::ENDPOINTS`] (the list
-//! the router mounts) and the JSON Schemas of the bodies below.
+//! `GET /openapi.json`: OpenAPI 3.1 built from the endpoint list the router
+//! mounts (`routes::ENDPOINTS`), the error table and the JSON Schemas of the
+//! bodies below.
 
-use axum::extract::State;
-use axum::Json;
 use serde_json::{json, Map, Value};
 
-use super::routes::{Access, ENDPOINTS};
-use super::AppState;
+use super::endpoint::{Access, Endpoint};
+use super::error::ERRORS;
 
-pub async fn openapi_handler(State(state): State<AppState>) -> Json<Value> {
-    Json(document(&state.classifier.info().model_id))
-}
-
-pub fn document(model: &str) -> Value {
+/// The description of `endpoints`; every API endpoint also lists the refusals
+/// any of them may give (from the error table).
+pub fn document(endpoints: &[Endpoint], model: &str) -> Value {
     let mut paths = Map::new();
-    for e in ENDPOINTS {
+    for e in endpoints {
+        let refusals = ERRORS.iter().filter(|k| e.access == Access::Api && k.any_api_endpoint).map(|k| (k.status, "Error"));
         let mut responses = Map::new();
-        for (status, body) in e.responses {
+        for (status, body) in e.responses.iter().copied().chain(refusals) {
             let content = if schema(body).is_some() {
                 json!({"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}})
             } else {
-                json!({ *body: {} })
+                json!({ body: {} })
             };
-            responses.insert(status.to_string(), json!({"description": description(*status), "content": content}));
+            responses.insert(status.to_string(), json!({"description": description(status), "content": content}));
         }
         let mut op = json!({"summary": e.summary, "operationId": operation_id(e.method, e.path), "responses": responses});
         if let Some(body) = e.request {
@@ -59,18 +57,12 @@ fn operation_id(method: &str, path: &str) -> String {
     format!("{method}_{}", if words.is_empty() { "index" } else { &words })
 }
 
-fn description(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        400 => "Malformed request (not JSON, not UTF-8, bad cursor)",
-        401 => "Missing or wrong bearer token",
-        404 => "Not found",
-        413 => "Body, number of texts or a text over its limit",
-        422 => "Well-formed JSON of the wrong shape, or an empty text",
-        429 => "Over the client's rate limit; see Retry-After",
-        503 => "Overloaded, timed out or shutting down; see Retry-After",
-        _ => "",
+/// "OK" for 200; for a refusal, what the error table says of its kinds.
+fn description(status: u16) -> String {
+    if status == 200 {
+        return "OK".into();
     }
+    ERRORS.iter().filter(|k| k.status == status).map(|k| k.description).collect::<Vec<_>>().join("; ")
 }
 
 fn parameters(path: &str) -> Vec<Value> {
@@ -96,7 +88,7 @@ fn schema(name: &str) -> Option<Value> {
     let scores = json!({"type": "object", "additionalProperties": {"type": "number"}, "description": "probability per label"});
     let s = match name {
         "Error" => json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
-            "properties": {"code": {"type": "string", "enum": ["bad_request", "unauthorized", "not_found", "too_large", "invalid_input", "rate_limited", "overloaded", "timeout", "internal"]},
+            "properties": {"code": {"type": "string", "enum": ERRORS.iter().map(|k| k.code).collect::<Vec<_>>()},
                            "message": {"type": "string"}}}}}),
         "ClassifyRequest" => json!({"type": "object", "additionalProperties": false, "description": "exactly one of texts, text",
             "properties": {"texts": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}, "text": {"type": "string", "minLength": 1}}}),

@@ -1,45 +1,23 @@
 //! The one list of endpoints: the router mounts exactly these, and
 //! `/openapi.json` describes exactly these, so the two cannot drift apart.
 
-use axum::routing::{get, post, MethodRouter};
+use axum::extract::State;
+use axum::routing::{get, post};
+use axum::Json;
+use serde_json::Value;
 
-use super::{classify, compat, openapi, page, reviews, stats, AppState};
+pub use super::endpoint::{Access, Endpoint};
+use super::state::AppState;
+use super::{classify, compat, health, openapi, page, reviews, stats};
 
-/// Who may call an endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Access {
-    /// Bearer token (when configured), rate limit, concurrency bound, timeout.
-    Api,
-    /// Always open: the page, its assets, health checks, metrics, this description.
-    Public,
-}
-
-pub struct Endpoint {
-    pub method: &'static str,
-    pub path: &'static str,
-    pub summary: &'static str,
-    pub access: Access,
-    /// Schema name of the JSON body (see `openapi::schema`), if any.
-    pub request: Option<&'static str>,
-    /// Status and schema name (or a media type for non-JSON answers).
-    pub responses: &'static [(u16, &'static str)],
-    pub handler: fn() -> MethodRouter<AppState>,
-}
-
-const API_ERRORS: [(u16, &str); 6] = [(400, "Error"), (401, "Error"), (413, "Error"), (422, "Error"), (429, "Error"), (503, "Error")];
-
-macro_rules! errors {
-    ($($ok:expr),*) => { &[$($ok,)* API_ERRORS[0], API_ERRORS[1], API_ERRORS[2], API_ERRORS[3], API_ERRORS[4], API_ERRORS[5]] };
-}
-
-pub const ENDPOINTS: &[Endpoint] = &[
+pub static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "post",
         path: "/v1/classify",
         summary: "Classify texts now: `{\"texts\": [...]}` or `{\"text\": \"...\"}`; they go before the stream's backlog",
         access: Access::Api,
         request: Some("ClassifyRequest"),
-        responses: errors!((200, "ClassifyResponse")),
+        responses: &[(200, "ClassifyResponse")],
         handler: || post(classify::classify_handler),
     },
     Endpoint {
@@ -48,7 +26,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "The stored result of one review (404 if none)",
         access: Access::Api,
         request: None,
-        responses: errors!((200, "StoredReview"), (404, "Error")),
+        responses: &[(200, "StoredReview"), (404, "Error")],
         handler: || get(reviews::get_review),
     },
     Endpoint {
@@ -57,7 +35,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "Stored results, newest first; `label`, `limit` (1-500, default 50), `before` (the `next` cursor of the previous page)",
         access: Access::Api,
         request: None,
-        responses: errors!((200, "ReviewPage")),
+        responses: &[(200, "ReviewPage")],
         handler: || get(reviews::list_reviews),
     },
     Endpoint {
@@ -66,7 +44,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "Counts by label, results in the last minute, consumer lag",
         access: Access::Api,
         request: None,
-        responses: errors!((200, "Stats")),
+        responses: &[(200, "Stats")],
         handler: || get(stats::stats_handler),
     },
     Endpoint {
@@ -75,7 +53,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "bert-base serving API (CLASS mode): `{\"id\", \"texts\", \"is_tokenized\"}`",
         access: Access::Api,
         request: Some("EncodeRequest"),
-        responses: errors!((200, "EncodeResponse")),
+        responses: &[(200, "EncodeResponse")],
         handler: || post(compat::encode_handler),
     },
     Endpoint {
@@ -84,7 +62,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         summary: "The original demo API: form field (or JSON) `text`, one sentence per line",
         access: Access::Api,
         request: Some("QueryRequest"),
-        responses: errors!((200, "QueryResponse")),
+        responses: &[(200, "QueryResponse")],
         handler: || post(compat::query_handler),
     },
     Endpoint {
@@ -112,7 +90,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         access: Access::Public,
         request: None,
         responses: &[(200, "text/plain")],
-        handler: || get(super::healthz),
+        handler: || get(health::healthz),
     },
     Endpoint {
         method: "get",
@@ -121,7 +99,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         access: Access::Public,
         request: None,
         responses: &[(200, "Ready"), (503, "Ready")],
-        handler: || get(super::readyz),
+        handler: || get(health::readyz),
     },
     Endpoint {
         method: "get",
@@ -130,7 +108,7 @@ pub const ENDPOINTS: &[Endpoint] = &[
         access: Access::Public,
         request: None,
         responses: &[(200, "text/plain")],
-        handler: || get(super::metrics),
+        handler: || get(health::metrics),
     },
     Endpoint {
         method: "get",
@@ -139,6 +117,10 @@ pub const ENDPOINTS: &[Endpoint] = &[
         access: Access::Public,
         request: None,
         responses: &[(200, "application/json")],
-        handler: || get(openapi::openapi_handler),
+        handler: || get(openapi_handler),
     },
 ];
+
+async fn openapi_handler(State(state): State<AppState>) -> Json<Value> {
+    Json(openapi::document(ENDPOINTS, &state.classifier.info().model_id))
+}

@@ -7,7 +7,8 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
-use super::AppState;
+use super::state::AppState;
+use crate::db;
 
 /// The window of "recent" throughput, in seconds.
 pub const WINDOW_SECS: i64 = 60;
@@ -31,16 +32,8 @@ pub struct Stats {
 }
 
 pub async fn stats_handler(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT label, count(*) FROM classifications GROUP BY label")
-        .fetch_all(&state.pool)
-        .await
-        .map_err(|e| ApiError::internal("counting by label", e))?;
-    let recent: i64 = sqlx::query_scalar("SELECT count(*) FROM classifications WHERE classified_at > now() - make_interval(secs => $1)")
-        .bind(WINDOW_SECS as f64)
-        .fetch_one(&state.pool)
-        .await
-        .map_err(|e| ApiError::internal("counting recent results", e))?;
-    let counts: BTreeMap<String, i64> = rows.into_iter().collect();
+    let counts = db::stats::counts_by_label(&state.pool).await.map_err(|e| ApiError::internal("counting by label", e))?;
+    let recent = db::stats::recent(&state.pool, WINDOW_SECS).await.map_err(|e| ApiError::internal("counting recent results", e))?;
     let info = state.classifier.info();
     Ok(Json(Stats {
         model: info.model_id.clone(),

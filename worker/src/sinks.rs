@@ -8,41 +8,22 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use chrono::{DateTime, Utc};
+use chrono::Utc;
 use futures::StreamExt;
-use model::Prediction;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::{ClassificationV1, Poison, SourcePosition};
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
-use crate::batcher::StreamMeta;
 use crate::db::{self, ResultRow};
 use crate::dlq::DeadLetters;
 use crate::metrics::Metrics;
-use crate::offsets::OffsetTracker;
+use crate::offsets::{store, OffsetTracker, WorkerConsumer};
 use crate::retry::Backoff;
-use crate::source::{store, WorkerConsumer};
+use crate::stages::{Scored, ScoredJob};
 
 /// Batches written at the same time (each in its own Postgres round trip).
 const CONCURRENT_BATCHES: usize = 4;
-
-/// One stream text and its prediction.
-pub struct ScoredJob {
-    pub id: String,
-    pub text: String,
-    pub meta: StreamMeta,
-    pub prediction: Prediction,
-    pub queue_ms: f32,
-}
-
-/// The stream part of a batch, out of the model.
-pub struct Scored {
-    pub jobs: Vec<ScoredJob>,
-    pub model_ms: f32,
-    pub batch_size: usize,
-    pub classified_at: DateTime<Utc>,
-}
 
 pub struct Sinks {
     pub pool: PgPool,

@@ -1,23 +1,11 @@
-//! The results table: migrations, and one batched upsert per batch.
+//! Writes to `classifications`: one batched upsert per batch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
-use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgRow};
 use sqlx::types::Json;
-use sqlx::{ConnectOptions, Row};
-
-pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
-
-/// A pool with bounded waits: a slow or absent Postgres becomes an error to
-/// retry, never a hang.
-pub fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = url.parse::<PgConnectOptions>()?
-        .options([("statement_timeout", "30s")])
-        .log_statements(tracing::log::LevelFilter::Trace);
-    Ok(PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options))
-}
+use sqlx::Row;
 
 /// One stored result.
 #[derive(Debug, Clone)]
@@ -113,12 +101,4 @@ pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<(), sqlx::E
         }
     }
     Ok(())
-}
-
-/// Whether an error is about the rows themselves (retrying cannot help; split
-/// the batch to find the culprit) rather than the connection or the server.
-pub fn is_data_error(error: &sqlx::Error) -> bool {
-    let Some(db) = error.as_database_error() else { return false };
-    // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
-    db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
 }

@@ -1,0 +1,56 @@
+//! All Postgres access of the worker: the pool, migrations, and one module
+//! per use — [`results`] (the sinks' upsert), [`reviews`] and [`stats`] (what
+//! HTTP reads). Nothing outside this module writes SQL.
+
+pub mod results;
+pub mod reviews;
+pub mod stats;
+
+use std::time::Duration;
+
+use anyhow::Context;
+
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::ConnectOptions;
+use tokio::time::Instant;
+
+pub use results::{upsert, ResultRow};
+
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// A pool with bounded waits: a slow or absent Postgres becomes an error to
+/// retry, never a hang.
+pub fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
+    let options: PgConnectOptions = url.parse::<PgConnectOptions>()?
+        .options([("statement_timeout", "30s")])
+        .log_statements(tracing::log::LevelFilter::Trace);
+    Ok(PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options))
+}
+
+/// Applies the migrations, waiting up to a minute for Postgres to come up.
+pub async fn migrate_with_retry(pool: &PgPool) -> anyhow::Result<()> {
+    let start = Instant::now();
+    loop {
+        match MIGRATOR.run(pool).await {
+            Ok(()) => return Ok(()),
+            Err(e) if start.elapsed() < Duration::from_secs(60) => {
+                tracing::warn!(error = %e, "postgres not ready for migrations; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+            Err(e) => return Err(e).context("running migrations"),
+        }
+    }
+}
+
+/// Whether Postgres answers within `timeout` (readiness).
+pub async fn ping(pool: &PgPool, timeout: Duration) -> bool {
+    tokio::time::timeout(timeout, sqlx::query("SELECT 1").execute(pool)).await.is_ok_and(|r| r.is_ok())
+}
+
+/// Whether an error is about the rows themselves (retrying cannot help; split
+/// the batch to find the culprit) rather than the connection or the server.
+pub fn is_data_error(error: &sqlx::Error) -> bool {
+    let Some(db) = error.as_database_error() else { return false };
+    // SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation).
+    db.code().is_some_and(|c| c.starts_with("22") || c.starts_with("23"))
+}
