@@ -31,7 +31,7 @@ use crate::http::{self, AppState};
 use crate::inference::Inference;
 use crate::metrics::Metrics;
 use crate::offsets::{OffsetTracker, WorkerConsumer};
-use crate::sinks::Sinks;
+use crate::sinks::{InFlightIds, Sinks};
 use crate::source::{self, Source};
 use crate::stages::ModelSlots;
 use crate::{db, kafka};
@@ -109,6 +109,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
         tracker: tracker.clone(),
         dead_letters: dead_letters.clone(),
         metrics: metrics.clone(),
+        in_flight: InFlightIds::default(),
     };
     let source = Source {
         consumer: consumer.clone(),

@@ -3,9 +3,15 @@
 //! when both acknowledged are its offsets stored. Errors are retried with
 //! backoff while the offsets wait. A row Postgres refuses on its own is found
 //! by splitting the batch and goes to the DLQ; its neighbours are stored.
+//!
+//! Newer wins per review id (RELIABILITY.md L6): within a batch the newest
+//! message of an id is written, in Postgres a message never replaces a newer
+//! one (`db::results`), and batches sharing an id are written and published
+//! one after the other ([`InFlightIds`]).
 
-use std::collections::HashMap;
-use std::sync::Arc;
+use std::cmp::Ordering;
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
@@ -13,8 +19,9 @@ use futures::StreamExt;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::{ClassificationV1, Poison, SourcePosition};
 use sqlx::PgPool;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, Notify};
 
+use crate::db::results::Upserted;
 use crate::db::{self, ResultRow};
 use crate::dlq::DeadLetters;
 use crate::metrics::Metrics;
@@ -35,6 +42,7 @@ pub struct Sinks {
     pub tracker: Arc<OffsetTracker>,
     pub dead_letters: DeadLetters,
     pub metrics: Arc<Metrics>,
+    pub in_flight: InFlightIds,
 }
 
 impl Sinks {
@@ -45,36 +53,56 @@ impl Sinks {
     }
 
     async fn write(&self, batch: Scored) {
-        // The last occurrence of an id in a batch wins; every occurrence's offset is acknowledged.
-        let mut latest: HashMap<&str, usize> = HashMap::new();
+        let ids: Vec<String> = batch.jobs.iter().map(|j| j.id.clone()).collect();
+        self.in_flight.claim(&ids).await;
+        // Each id's messages, newest first. The newest is written; an older one
+        // only if Postgres refuses every newer one (then it goes to the DLQ),
+        // so each message is stored, superseded by a stored newer one, or dead-lettered.
+        let mut candidates: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, job) in batch.jobs.iter().enumerate() {
-            latest.insert(job.id.as_str(), i);
+            candidates.entry(job.id.as_str()).or_default().push(i);
         }
-        let mut unique: Vec<usize> = latest.into_values().collect();
-        unique.sort_unstable();
-        let mut rows: Vec<ResultRow> = unique.iter().map(|&i| self.row(&batch, &batch.jobs[i])).collect();
-
+        for list in candidates.values_mut() {
+            list.sort_by(|&a, &b| newer_first(&batch.jobs[a], &batch.jobs[b]));
+            list.reverse(); // popped from the back: newest first
+        }
+        let mut to_publish: Vec<ResultRow> = Vec::new();
         let start = std::time::Instant::now();
-        let rejected = self.store_rows(&mut rows).await;
+        loop {
+            let mut round: Vec<usize> = candidates.values_mut().filter_map(Vec::pop).collect();
+            if round.is_empty() {
+                break;
+            }
+            round.sort_unstable();
+            let mut rows: Vec<ResultRow> = round.iter().map(|&i| self.row(&batch, &batch.jobs[i])).collect();
+            let outcomes = self.store_rows(&mut rows).await;
+            for ((&i, row), outcome) in round.iter().zip(rows).zip(outcomes) {
+                let job = &batch.jobs[i];
+                match outcome {
+                    Err(reason) => {
+                        self.dead_letters.send(&job.meta.original, &Poison::Rejected(reason)).await;
+                        continue; // the next older message of this id gets its turn
+                    }
+                    Ok(Upserted::Stored | Upserted::Again) => to_publish.push(row),
+                    Ok(Upserted::Superseded) => {}
+                }
+                candidates.remove(job.id.as_str()); // older ones are superseded
+            }
+        }
         self.metrics.sink_seconds.with_label_values(&["postgres"]).observe(start.elapsed().as_secs_f64());
-        for (index, reason) in &rejected {
-            let job = &batch.jobs[unique[*index]];
-            self.dead_letters.send(&job.meta.original, &Poison::Rejected(reason.clone())).await;
-        }
 
         let start = std::time::Instant::now();
-        let stored: Vec<&ResultRow> =
-            rows.iter().enumerate().filter(|(i, _)| !rejected.iter().any(|(r, _)| r == i)).map(|(_, r)| r).collect();
-        self.publish(&stored).await;
+        self.publish(&to_publish).await;
+        self.in_flight.release(&ids);
         self.metrics.sink_seconds.with_label_values(&["kafka"]).observe(start.elapsed().as_secs_f64());
 
         let now = Utc::now();
-        for row in &stored {
+        for row in &to_publish {
             if let Some(published) = row.published_at {
                 self.metrics.end_to_end_seconds.observe((now - published).num_milliseconds().max(0) as f64 / 1000.0);
             }
         }
-        self.metrics.messages_out.inc_by(stored.len() as u64);
+        self.metrics.messages_out.inc_by(to_publish.len() as u64);
         for job in &batch.jobs {
             store(&self.consumer, &self.tracker, &job.meta.ticket);
         }
@@ -103,23 +131,21 @@ impl Sinks {
         }
     }
 
-    /// Upserts `rows` (a message delivered again gets its stored result back),
-    /// retrying while Postgres is unavailable. Returns the rows Postgres
-    /// refuses on their own (index, reason).
-    async fn store_rows(&self, rows: &mut [ResultRow]) -> Vec<(usize, String)> {
+    /// Upserts `rows`, retrying while Postgres is unavailable. A row Postgres
+    /// refuses on its own (found by splitting the batch) gets the reason.
+    async fn store_rows(&self, rows: &mut [ResultRow]) -> Vec<Result<Upserted, String>> {
         let mut backoff = Backoff::new();
         loop {
             match db::upsert(&self.pool, rows).await {
-                Ok(()) => return Vec::new(),
+                Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
                 Err(e) if db::is_data_error(&e) => {
                     if rows.len() == 1 {
-                        return vec![(0, e.to_string())];
+                        return vec![Err(e.to_string())];
                     }
-                    let offset = rows.len() / 2;
-                    let (left, right) = rows.split_at_mut(offset);
-                    let mut rejected = Box::pin(self.store_rows(left)).await;
-                    rejected.extend(Box::pin(self.store_rows(right)).await.into_iter().map(|(i, r)| (i + offset, r)));
-                    return rejected;
+                    let (left, right) = rows.split_at_mut(rows.len() / 2);
+                    let mut outcomes = Box::pin(self.store_rows(left)).await;
+                    outcomes.extend(Box::pin(self.store_rows(right)).await);
+                    return outcomes;
                 }
                 Err(e) => {
                     self.metrics.sink_retries.with_label_values(&["postgres"]).inc();
@@ -131,7 +157,7 @@ impl Sinks {
     }
 
     /// Publishes one `ClassificationV1` per row and waits for every delivery report.
-    async fn publish(&self, rows: &[&ResultRow]) {
+    async fn publish(&self, rows: &[ResultRow]) {
         let mut pending: Vec<(String, Vec<u8>)> = rows.iter().map(|r| (r.review_id.clone(), self.message(r))).collect();
         let mut backoff = Backoff::new();
         while !pending.is_empty() {
@@ -166,6 +192,52 @@ impl Sinks {
             classified_at: row.classified_at,
         };
         serde_json::to_vec(&message).unwrap_or_default()
+    }
+}
+
+/// Which of two messages of one id is newer: in one partition the higher
+/// offset; across partitions the one received later.
+fn newer_first(a: &ScoredJob, b: &ScoredJob) -> Ordering {
+    let (a, b) = (&a.meta, &b.meta);
+    if a.ticket.partition == b.ticket.partition {
+        b.ticket.offset.cmp(&a.ticket.offset)
+    } else {
+        b.received_at.cmp(&a.received_at)
+    }
+}
+
+/// Ids being written: a batch waits until none of its ids is in another
+/// batch between its upsert and its publish, so that the writes and output
+/// records of one id never overtake each other.
+#[derive(Default)]
+pub struct InFlightIds {
+    ids: Mutex<HashSet<String>>,
+    released: Notify,
+}
+
+impl InFlightIds {
+    async fn claim(&self, ids: &[String]) {
+        loop {
+            // Created before looking, so a release in between is not missed.
+            let released = self.released.notified();
+            {
+                let mut held = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+                if !ids.iter().any(|id| held.contains(id)) {
+                    held.extend(ids.iter().cloned());
+                    return;
+                }
+            }
+            released.await;
+        }
+    }
+
+    fn release(&self, ids: &[String]) {
+        let mut held = self.ids.lock().unwrap_or_else(PoisonError::into_inner);
+        for id in ids {
+            held.remove(id);
+        }
+        drop(held);
+        self.released.notify_waiters();
     }
 }
 

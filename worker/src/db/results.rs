@@ -28,12 +28,24 @@ pub struct ResultRow {
     pub fields: serde_json::Value,
 }
 
+/// What an upsert did with a row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Upserted {
+    /// Stored: the id was new, or this message is newer than the stored one.
+    Stored,
+    /// The stored row came from this very message (read again): its stored
+    /// result was copied into the row, to publish again byte for byte (L4).
+    Again,
+    /// A newer message of this id (same partition, higher offset) is stored:
+    /// nothing changed and nothing is to be published (L6).
+    Superseded,
+}
+
 /// Upserts rows in one round trip. Ids must be unique within `rows`
-/// (Postgres cannot update one row twice in a statement). A new message for
-/// a stored id replaces its row; a message delivered again (the stored row's
-/// topic, partition and offset) keeps the stored result, which is copied into
-/// its row so that it is published again byte for byte (RELIABILITY.md, L4).
-pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<(), sqlx::Error> {
+/// (Postgres cannot update one row twice in a statement). Newer wins
+/// (RELIABILITY.md L6): a message replaces the stored row of its id unless
+/// that row came from the same partition at the same or a higher offset.
+pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<Vec<Upserted>, sqlx::Error> {
     macro_rules! column {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
@@ -55,8 +67,9 @@ pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<(), sqlx::E
              published_at = EXCLUDED.published_at, received_at = EXCLUDED.received_at,
              classified_at = EXCLUDED.classified_at, queue_ms = EXCLUDED.queue_ms,
              model_ms = EXCLUDED.model_ms, batch_size = EXCLUDED.batch_size, fields = EXCLUDED.fields
-         WHERE (classifications.source_topic, classifications.source_partition, classifications.source_offset)
-               IS DISTINCT FROM (EXCLUDED.source_topic, EXCLUDED.source_partition, EXCLUDED.source_offset)
+         WHERE (classifications.source_topic, classifications.source_partition)
+               IS DISTINCT FROM (EXCLUDED.source_topic, EXCLUDED.source_partition)
+            OR classifications.source_offset < EXCLUDED.source_offset
          RETURNING review_id",
     )
     .bind(column!(review_id))
@@ -78,27 +91,35 @@ pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<(), sqlx::E
     .fetch_all(pool)
     .await?;
     let written: HashSet<String> = written.into_iter().collect();
-    let again: Vec<String> = rows.iter().map(|r| &r.review_id).filter(|id| !written.contains(*id)).cloned().collect();
-    if again.is_empty() {
-        return Ok(());
+    let mut outcomes = vec![Upserted::Stored; rows.len()];
+    let others: Vec<String> = rows.iter().map(|r| &r.review_id).filter(|id| !written.contains(*id)).cloned().collect();
+    if others.is_empty() {
+        return Ok(outcomes);
     }
     let stored: HashMap<String, PgRow> = sqlx::query(
-        "SELECT review_id, label, score, scores, model, classified_at FROM classifications WHERE review_id = ANY($1)",
+        "SELECT review_id, label, score, scores, model, classified_at, source_topic, source_partition, source_offset
+         FROM classifications WHERE review_id = ANY($1)",
     )
-    .bind(&again)
+    .bind(&others)
     .fetch_all(pool)
     .await?
     .into_iter()
     .map(|found| Ok((found.try_get("review_id")?, found)))
     .collect::<Result<_, sqlx::Error>>()?;
-    for row in rows.iter_mut() {
-        if let Some(found) = stored.get(&row.review_id) {
-            row.label = found.try_get("label")?;
-            row.score = found.try_get("score")?;
-            row.scores = found.try_get::<Json<BTreeMap<String, f32>>, _>("scores")?.0;
-            row.model = found.try_get("model")?;
-            row.classified_at = found.try_get("classified_at")?;
+    for (row, outcome) in rows.iter_mut().zip(&mut outcomes) {
+        let Some(found) = stored.get(&row.review_id).filter(|_| !written.contains(&row.review_id)) else { continue };
+        let position: (String, i32, i64) =
+            (found.try_get("source_topic")?, found.try_get("source_partition")?, found.try_get("source_offset")?);
+        if position != (row.topic.clone(), row.partition, row.offset) {
+            *outcome = Upserted::Superseded;
+            continue;
         }
+        *outcome = Upserted::Again;
+        row.label = found.try_get("label")?;
+        row.score = found.try_get("score")?;
+        row.scores = found.try_get::<Json<BTreeMap<String, f32>>, _>("scores")?.0;
+        row.model = found.try_get("model")?;
+        row.classified_at = found.try_get("classified_at")?;
     }
-    Ok(())
+    Ok(outcomes)
 }
