@@ -4,6 +4,7 @@
 #     validated by `kubeconform -strict` (unknown fields are errors) against
 #     the Kubernetes schemas of the oldest and newest versions it supports and
 #     KEDA's, for each values file (the defaults, values-local.yaml, ci/*.yaml);
+#   - the manifests of a local try (deploy/local/*.yaml), likewise;
 #   - docker-compose.yml: `docker-compose config -q`, with and without the
 #     demo profile.
 # Tools: helm and kubeconform are built from the Go module proxy into
@@ -80,6 +81,10 @@ if [ ! -f "$stamp" ]; then
   touch "$stamp"
 fi
 
+# kubeconform's -schema-location templates: the Kubernetes schemas, then KEDA's.
+k8s_location="$schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+keda_location="deploy/schemas/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
+
 # --- the chart -----------------------------------------------------------------
 # The defaults alone leave Kafka's and Postgres's addresses empty, which `helm
 # template` refuses (as `helm install` would): ci/defaults-values.yaml adds the two.
@@ -98,10 +103,18 @@ for values in "${rendered_values[@]}"; do
     rendered="$("$helm" template bertstream "$chart" --kube-version "$kube" -f "$values")" \
       || die "helm template $values (Kubernetes $kube)"
     printf '%s\n' "$rendered" | "$kubeconform" -strict -summary -kubernetes-version "$kube" \
-      -schema-location "$schemas/{{ .NormalizedKubernetesVersion }}-standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json" \
-      -schema-location "deploy/schemas/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json" \
+      -schema-location "$k8s_location" \
+      -schema-location "$keda_location" \
       >&2 || die "kubeconform $values (Kubernetes $kube)"
   done
+done
+
+# The manifests of a local try (Kafka and Postgres beside the chart).
+for manifest in deploy/local/*.yaml; do
+  say "kubeconform -strict: $manifest"
+  "$kubeconform" -strict -summary -kubernetes-version "${KUBE_VERSIONS[-1]}" \
+    -schema-location "$k8s_location" \
+    "$manifest" >&2 || die "kubeconform $manifest"
 done
 
 # The chart refuses settings that would break a drain or waste workers.
