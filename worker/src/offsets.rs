@@ -103,12 +103,21 @@ impl OffsetTracker {
     /// Marks a message done. Returns the offset to store (the next one to read)
     /// when the done prefix of its partition grew.
     pub fn finish(&self, ticket: &Ticket) -> Option<i64> {
+        self.finish_and(ticket, |_| {})
+    }
+
+    /// [`finish`](Self::finish), then `store(offset)` while still holding the
+    /// tracker, so a revoke and reassign cannot come between the generation
+    /// check and the store (an older generation's offset stored after the new
+    /// owner's would move the committed offset backwards).
+    pub fn finish_and(&self, ticket: &Ticket, store: impl FnOnce(i64)) -> Option<i64> {
         self.with(|map| {
             let state = map.get_mut(&ticket.partition).filter(|s| s.generation == ticket.generation)?;
             state.pending.remove(&ticket.offset);
             let point = state.pending.first().copied().unwrap_or(state.next);
             (point > state.stored).then(|| {
                 state.stored = point;
+                store(point);
                 point
             })
         })
@@ -127,7 +136,7 @@ impl OffsetTracker {
 
 /// Marks a message done and stores the partition's new offset if it moved.
 pub fn store(consumer: &WorkerConsumer, tracker: &OffsetTracker, ticket: &Ticket) {
-    if let Some(next) = tracker.finish(ticket) {
+    tracker.finish_and(ticket, |next| {
         // `store_offsets` stores the offset as given (the next to read);
         // `store_offset` would add one.
         let mut list = TopicPartitionList::new();
@@ -137,7 +146,7 @@ pub fn store(consumer: &WorkerConsumer, tracker: &OffsetTracker, ticket: &Ticket
         if let Err(e) = stored {
             tracing::debug!(error = %e, partition = ticket.partition.partition, "offset not stored (partition revoked?)");
         }
-    }
+    });
 }
 
 /// The consumer's callbacks: rebalances move the tracker's generations, and
@@ -231,6 +240,35 @@ mod tests {
         assert_eq!(tracker.finish(&b), Some(8));
         assert_eq!(tracker.total_in_flight(), 1);
         assert_eq!(tracker.finish(&a), Some(6));
+    }
+
+    #[test]
+    fn a_store_and_a_revoke_never_interleave() {
+        let tracker = std::sync::Arc::new(OffsetTracker::default());
+        tracker.assign(p(0));
+        let ticket = begun(&tracker, 0, 7);
+        let (entered_tx, entered_rx) = std::sync::mpsc::channel();
+        let (go_tx, go_rx) = std::sync::mpsc::channel::<()>();
+        let storing = {
+            let tracker = tracker.clone();
+            std::thread::spawn(move || {
+                tracker.finish_and(&ticket, |_| {
+                    entered_tx.send(()).expect("send");
+                    go_rx.recv().expect("go"); // hold the store open
+                })
+            })
+        };
+        entered_rx.recv().expect("the store began");
+        let revoking = {
+            let tracker = tracker.clone();
+            std::thread::spawn(move || tracker.revoke(&p(0)))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        assert!(!revoking.is_finished(), "the revoke waits for the store to finish");
+        go_tx.send(()).expect("go");
+        assert_eq!(storing.join().expect("store"), Some(8));
+        revoking.join().expect("revoke");
+        assert!(tracker.ticket(p(0), 8).is_none(), "revoked");
     }
 
     #[test]
