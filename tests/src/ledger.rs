@@ -4,6 +4,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use crate::db::stored_ids;
 use crate::kafka::{committed_offsets, end_offsets, read_all, Record, Topics};
+use crate::process::Worker;
 
 /// The ledger of RELIABILITY.md for one run: L1-L5 over the input, the table, the output and the DLQ.
 pub struct Ledger {
@@ -70,6 +71,23 @@ impl Ledger {
     pub fn output_duplicates(&self) -> usize {
         self.output.len() - self.output.iter().map(Record::key_str).collect::<BTreeSet<_>>().len()
     }
+}
+
+/// How every fault test ends: each worker is stopped as [`Worker::stop`]
+/// does (SIGTERM once it is up; it must exit within 30 s with the code it
+/// expects, 0 unless the test said otherwise with [`Worker::expect_exit`]; a
+/// worker that has exited already is checked, not signalled again), then the
+/// ledger is audited ([`audit`]). The ledger comes back for the test's own
+/// assertions.
+pub async fn stop_and_audit<'a>(
+    workers: impl IntoIterator<Item = &'a mut Worker>,
+    topics: &Topics,
+    database_url: &str,
+) -> Ledger {
+    for worker in workers {
+        worker.stop();
+    }
+    audit(topics, database_url).await
 }
 
 /// The audit every run ends with (RELIABILITY.md): collects the ledger and

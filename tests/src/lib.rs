@@ -18,5 +18,5 @@ pub use kafka::{
     brokers, committed_offsets, create_topics, end_offsets, producer, publish, read_all, review, sample_text, KeyValue,
     Record, Topics,
 };
-pub use ledger::{assert_all_committed, audit, Ledger};
+pub use ledger::{assert_all_committed, audit, stop_and_audit, Ledger};
 pub use process::{free_port, worker_binary, Worker};

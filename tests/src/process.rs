@@ -26,6 +26,8 @@ pub struct Worker {
     child: Child,
     pub http_port: u16,
     pub log: PathBuf,
+    /// The exit code [`Worker::stop`] expects.
+    expected_exit: i32,
 }
 
 impl Worker {
@@ -53,7 +55,7 @@ impl Worker {
             command.env(k, v);
         }
         let child = command.spawn().expect("spawn worker");
-        Self { child, http_port, log }
+        Self { child, http_port, log, expected_exit: 0 }
     }
 
     pub fn pid(&self) -> i32 {
@@ -65,8 +67,17 @@ impl Worker {
         let _ = self.child.wait();
     }
 
-    /// Sends SIGTERM and waits up to `bound` for the exit status.
+    /// The exit status, once the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Sends SIGTERM and waits up to `bound` for the exit status. A worker
+    /// that has exited already is not signalled (its pid may be reused).
     pub fn terminate(&mut self, bound: Duration) -> Option<ExitStatus> {
+        if let Some(status) = self.exited() {
+            return Some(status);
+        }
         let _ = Command::new("kill").arg("-TERM").arg(self.pid().to_string()).status();
         let deadline = Instant::now() + bound;
         while Instant::now() < deadline {
@@ -78,17 +89,24 @@ impl Worker {
         None
     }
 
-    /// SIGTERM once the worker is up; it must exit 0 within 30 s. (A SIGTERM
-    /// before the process reaches its signal handler, while it is still being
-    /// loaded, kills it: a restarted worker may have nothing left to do yet.)
+    /// What [`Worker::stop`] expects the exit code to be, when not 0.
+    pub fn expect_exit(&mut self, code: i32) {
+        self.expected_exit = code;
+    }
+
+    /// SIGTERM once the worker is up; it must exit within 30 s with the
+    /// expected code (0 unless [`Worker::expect_exit`] said otherwise). (A
+    /// SIGTERM before the process reaches its signal handler, while it is
+    /// still being loaded, kills it: a restarted worker may have nothing left
+    /// to do yet.) A worker that has exited already only has its code checked.
     pub fn stop(&mut self) {
         let deadline = Instant::now() + Duration::from_secs(120);
-        while !self.log_text().contains("HTTP listening") {
+        while self.exited().is_none() && !self.log_text().contains("HTTP listening") {
             assert!(Instant::now() < deadline, "the worker did not start within 120 s\n{}", self.log_text());
             std::thread::sleep(Duration::from_millis(50));
         }
         let status = self.terminate(Duration::from_secs(30)).expect("exits within 30 s of SIGTERM");
-        assert!(status.success(), "exit status {status}\n{}", self.log_text());
+        assert_eq!(status.code(), Some(self.expected_exit), "exit status {status}\n{}", self.log_text());
     }
 
     pub fn log_text(&self) -> String {
