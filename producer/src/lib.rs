@@ -2,9 +2,10 @@
 //! files (or stdin) to Kafka as `ReviewV1` JSON keyed by id.
 //!
 //! A reader thread ([`reader`]) streams and parses the inputs ([`input`]); the
-//! sender ([`send`]) paces, produces and counts delivery reports; [`progress`]
-//! shows it. Bad lines are reported and skipped (or stop the run with
-//! `--strict`); the run ends only when every message sent has its report.
+//! sender ([`send`]) paces, produces and counts delivery reports in a
+//! [`tally::Tally`]; [`progress`] shows it. Bad lines are reported and skipped
+//! (or stop the run with `--strict`); the run ends only when every message
+//! sent has its report.
 
 pub mod cli;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod kafka;
 pub mod progress;
 pub mod reader;
 pub mod send;
+pub mod tally;
 
 use std::num::NonZeroU32;
 use std::sync::Arc;
@@ -25,7 +27,7 @@ use crate::cli::Args;
 use crate::error::ProduceError;
 use crate::input::{Columns, Input};
 use crate::reader::Plan;
-use crate::send::{Stop, Tally};
+use crate::tally::{Stop, Tally};
 
 /// Items read ahead of the sender.
 const READ_AHEAD: usize = 1024;

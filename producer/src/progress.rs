@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 
 use indicatif::{HumanBytes, ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use crate::send::Tally;
+use crate::tally::Tally;
 
 /// Delivery failures printed one by one; the rest only count.
 const FAILURES_SHOWN: u64 = 10;

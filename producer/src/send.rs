@@ -17,32 +17,11 @@ use tokio::sync::Notify;
 
 use crate::progress::Progress;
 use crate::reader::Item;
+use crate::tally::{Stop, Tally};
 
 /// Messages handed to librdkafka and not yet reported (well under its own
 /// 100,000-message queue).
 pub const MAX_IN_FLIGHT: usize = 10_000;
-
-/// Why a run ended before the input did.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stop {
-    /// --strict met a bad line.
-    BadLine,
-    Fatal(String),
-    Interrupted,
-}
-
-/// What happened to the messages of a run.
-#[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Tally {
-    /// Delivered (acknowledged by the broker).
-    pub sent: u64,
-    pub failed: u64,
-    /// Bad lines skipped.
-    pub skipped: u64,
-    /// JSON bytes delivered.
-    pub payload_bytes: u64,
-    pub stopped: Option<Stop>,
-}
 
 pub struct Sender<'a> {
     pub producer: &'a FutureProducer,

@@ -28,8 +28,7 @@ async fn broker_restart_mid_run_loses_nothing() {
     tokio::time::sleep(Duration::from_secs(5)).await;
     services("start-kafka");
     wait_until(Duration::from_secs(300), "every row after the broker returns", || async { stored_count(&db).await == TOTAL }).await;
-    worker.stop();
-    audit(&topics, &db).await;
+    stop_and_audit([&mut worker], &topics, &db).await;
 }
 
 fn services(command: &str) {

@@ -35,8 +35,7 @@ async fn kill_9_mid_run_then_restart_loses_nothing() {
     }
     let mut worker = Worker::start(&topics, &db, &[]);
     wait_until(STEADY, "all 6000 rows", || async { stored_count(&db).await == 6000 }).await;
-    worker.stop();
-    audit(&topics, &db).await;
+    stop_and_audit([&mut worker], &topics, &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -54,18 +53,19 @@ async fn sigterm_mid_run_drains_commits_and_exits_0() {
     assert_eq!(committed, stored, "committed offsets match the rows");
     let mut worker = Worker::start(&topics, &db, &[]);
     wait_until(STEADY, "all 4000 rows", || async { stored_count(&db).await == 4000 }).await;
-    worker.stop();
-    let ledger = audit(&topics, &db).await;
+    let ledger = stop_and_audit([&mut worker], &topics, &db).await;
     assert_eq!(ledger.output_duplicates(), 0, "a graceful stop publishes nothing twice");
 }
 
-/// A SIGTERM while the worker is still starting up (here: waiting for a
-/// Postgres that does not answer) ends it cleanly and at once.
+/// A SIGTERM while the worker is still starting up (here: waiting for its
+/// database, which refuses connections) ends it cleanly and at once, having
+/// consumed, committed and published nothing.
 #[tokio::test(flavor = "multi_thread")]
 async fn sigterm_while_starting_up_exits_0() {
     let topics = Topics::create(1).await;
-    let nobody_listens = format!("postgres://bertstream@127.0.0.1:{}/bertstream", free_port());
-    let mut worker = Worker::start(&topics, &nobody_listens, &[]);
+    let db = fresh_database().await;
+    set_database_available(&db, false).await;
+    let mut worker = Worker::start(&topics, &db, &[]);
     wait_until(STEADY, "the worker waiting for Postgres", || {
         let log = worker.log_text();
         async move { log.contains("postgres not ready") }
@@ -74,6 +74,8 @@ async fn sigterm_while_starting_up_exits_0() {
     let status = worker.terminate(Duration::from_secs(10)).expect("exits within 10 s of SIGTERM");
     assert!(status.success(), "exit status {status}\n{}", worker.log_text());
     assert!(worker.log_text().contains("stopped while starting up"), "{}", worker.log_text());
+    set_database_available(&db, true).await;
+    stop_and_audit([&mut worker], &topics, &db).await;
 }
 
 /// The first messages are stored before Postgres goes down and the rest are
@@ -96,9 +98,8 @@ async fn postgres_down_mid_run_holds_offsets_then_catches_up() {
     assert!(committed_during <= 300, "committed {committed_during} with 300 rows stored");
     set_database_available(&db, true).await;
     wait_until(STEADY, "all 3000 rows after Postgres returns", || async { stored_count(&db).await == 3000 }).await;
-    worker.stop();
+    stop_and_audit([&mut worker], &topics, &db).await;
     assert!(worker.log_text().contains("postgres upsert failed; retrying"), "{}", worker.log_text());
-    audit(&topics, &db).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -115,6 +116,5 @@ async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_leav
     wait_until(STEADY, "some rows", || async { stored_count(&db).await >= 1500 }).await;
     first.stop();
     wait_until(STEADY, "all 6000 rows", || async { stored_count(&db).await == 6000 }).await;
-    second.stop();
-    audit(&topics, &db).await;
+    stop_and_audit([&mut first, &mut second], &topics, &db).await;
 }

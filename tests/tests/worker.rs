@@ -15,9 +15,7 @@ async fn ten_thousand_messages_over_four_partitions_land_once_each() {
     publish(&topics.input, &records).await;
     let mut worker = Worker::start(&topics, &db, &[]);
     wait_until(STEADY, "10,000 rows", || async { stored_count(&db).await == 10_000 }).await;
-    worker.stop();
-
-    let ledger = audit(&topics, &db).await;
+    let ledger = stop_and_audit([&mut worker], &topics, &db).await;
     assert_eq!(ledger.table.len(), 10_000);
     assert_eq!(ledger.output_duplicates(), 0, "no fault: nothing published twice");
     assert!(ledger.dlq.is_empty());
@@ -62,9 +60,7 @@ async fn each_poison_kind_goes_to_the_dlq_and_its_neighbours_are_stored() {
     let valid = poison.len() * 2 + 2;
     wait_until(STEADY, "valid rows", || async { stored_count(&db).await == valid as i64 }).await;
     wait_until(STEADY, "DLQ records", || async { read_all(&topics.dlq).len() >= poison.len() }).await;
-    worker.stop();
-
-    let ledger = audit(&topics, &db).await;
+    let ledger = stop_and_audit([&mut worker], &topics, &db).await;
     assert_eq!(ledger.dlq.len(), poison.len(), "each poison message once in the DLQ");
     let input_by_key: std::collections::HashMap<String, &Record> = ledger.input.iter().map(|r| (r.key_str(), r)).collect();
     for (key, value, kind) in &poison {
@@ -102,8 +98,7 @@ async fn a_row_postgres_rejects_goes_alone_to_the_dlq() {
     let mut worker = Worker::start(&topics, &db, &[("MAX_BATCH_SIZE", "64")]);
     wait_until(STEADY, "39 rows", || async { stored_count(&db).await == 39 }).await;
     wait_until(STEADY, "the culprit in the DLQ", || async { !read_all(&topics.dlq).is_empty() }).await;
-    worker.stop();
-    let ledger = audit(&topics, &db).await;
+    let ledger = stop_and_audit([&mut worker], &topics, &db).await;
     assert_eq!(ledger.dlq.len(), 1);
     assert_eq!(ledger.dlq[0].key_str(), "culprit");
     assert_eq!(header(&ledger.dlq[0], "error.kind"), "rejected");
@@ -135,9 +130,8 @@ async fn a_message_read_again_republishes_its_stored_result_and_a_new_one_for_it
     let replay_group = format!("{}-replay", topics.group);
     let mut replay = Worker::start(&topics, &db, &[("GROUP_ID", &replay_group), ("MAX_BATCH_SIZE", "7")]);
     wait_until(STEADY, "600 output records", || async { read_all(&topics.output).len() == 600 }).await;
-    replay.stop();
+    let ledger = stop_and_audit([&mut replay], &topics, &db).await;
     assert_eq!(stored_texts_and_times(&db).await, before, "reading again changed the table");
-    let ledger = audit(&topics, &db).await;
     assert_eq!(ledger.output_duplicates(), 300);
 
     publish(&topics.input, &[review("a-007", "edited: 物流很快")]).await;
@@ -146,6 +140,5 @@ async fn a_message_read_again_republishes_its_stored_result_and_a_new_one_for_it
         stored_texts_and_times(&db).await.iter().any(|(id, text, _)| id == "a-007" && text == "edited: 物流很快")
     })
     .await;
-    worker.stop();
-    audit(&topics, &db).await;
+    stop_and_audit([&mut worker], &topics, &db).await;
 }

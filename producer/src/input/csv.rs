@@ -9,8 +9,8 @@ use std::io::BufRead;
 use ::csv::{ByteRecord, ErrorKind, Reader, ReaderBuilder};
 
 use super::csv_lines::{Normalized, Tracker};
+use super::entry::{Columns, Entry, InputError, LineIds};
 use super::header::Header;
-use super::{Columns, Entry, InputError, LineIds};
 
 pub(super) struct CsvEntries {
     reader: Reader<Normalized>,

@@ -4,7 +4,7 @@
 use schemas::ReviewV1;
 use serde_json::{Map, Value};
 
-use super::{Columns, InputError, LineIds};
+use super::entry::{self, Columns, InputError, LineIds};
 
 #[derive(Debug)]
 pub(super) struct Header {
@@ -53,7 +53,7 @@ impl Header {
                 extra.insert(name.clone(), Value::String(value.trim().to_owned()));
             }
         }
-        super::review(id, fields[self.text].to_owned(), extra)
+        entry::review(id, fields[self.text].to_owned(), extra)
     }
 }
 

@@ -8,8 +8,8 @@ use std::borrow::Cow;
 use schemas::{parse_review, ParseLimits};
 use serde_json::Value;
 
+use super::entry::{Columns, LineIds};
 use super::lines::{LineParser, Parsed};
-use super::{Columns, LineIds};
 
 pub(super) struct Jsonl {
     ids: LineIds,

@@ -7,7 +7,7 @@ use std::io::BufRead;
 
 use schemas::ReviewV1;
 
-use super::{Entry, InputError};
+use super::entry::{Entry, InputError};
 
 /// What a format makes of one non-blank line.
 pub(super) enum Parsed {

@@ -5,6 +5,7 @@
 
 mod csv;
 mod csv_lines;
+mod entry;
 mod header;
 mod jsonl;
 mod lines;
@@ -15,10 +16,11 @@ use std::fs::File;
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 
-use schemas::{validate_id, Poison, ReviewV1};
-use serde_json::{Map, Value};
+use entry::LineIds;
 
 use crate::error::ProduceError;
+
+pub use entry::{Columns, Entry, InputError};
 
 /// How an input is laid out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -40,36 +42,6 @@ impl Format {
             _ => Format::Text,
         }
     }
-}
-
-/// Which columns (or JSONL fields) hold the id and the text, from the flags.
-#[derive(Debug, Clone, Default)]
-pub struct Columns {
-    pub id: Option<String>,
-    pub text: Option<String>,
-}
-
-/// One thing read from an input. `bytes` is how much of the input it
-/// consumed (for progress), blank lines and headers included.
-#[derive(Debug, Clone, PartialEq)]
-pub enum Entry {
-    Review { line: u64, bytes: u64, review: ReviewV1 },
-    Bad { line: u64, bytes: u64, reason: String },
-}
-
-/// A problem with a whole input (not one line): it stops the run.
-#[derive(Debug, thiserror::Error)]
-pub enum InputError {
-    #[error("read failed: {0}")]
-    Read(#[from] std::io::Error),
-    #[error("no {what} column `{name}` in the header (columns: {columns})")]
-    NoColumn { what: &'static str, name: String, columns: String },
-    #[error("no text column in the header (columns: {0}); name one with --text-column")]
-    NoTextColumn(String),
-    #[error("{0} needs a header line, and this TSV has none (its first line has no `label` or `text` column)")]
-    NoHeader(&'static str),
-    #[error("CSV: {0}")]
-    Csv(String),
 }
 
 pub type Entries = Box<dyn Iterator<Item = Result<Entry, InputError>> + Send>;
@@ -125,7 +97,7 @@ impl Input {
 
     /// The entries of this input, read from `reader` (normally [`Input::open`]).
     pub fn entries(&self, reader: Box<dyn BufRead + Send>, columns: &Columns) -> Entries {
-        let ids = LineIds(self.id_prefix.clone());
+        let ids = LineIds::new(self.id_prefix.clone());
         let columns = columns.clone();
         match self.format {
             Format::Tsv => Box::new(lines::LineEntries::new(reader, tsv::Tsv::new(ids, columns))),
@@ -134,29 +106,6 @@ impl Input {
             Format::Text => Box::new(lines::LineEntries::new(reader, text::Text::new(ids))),
         }
     }
-}
-
-/// Stable ids for records without one: `<prefix>:<line>`, the same on every run.
-#[derive(Debug, Clone)]
-pub(crate) struct LineIds(String);
-
-impl LineIds {
-    pub(crate) fn at(&self, line: u64) -> String {
-        format!("{}:{line}", self.0)
-    }
-}
-
-/// Builds a review the worker will accept, or says why it would not: the same
-/// rules as `schemas::parse_review`, so nothing is published only to be dead-lettered.
-pub(crate) fn review(id: String, text: String, extra: Map<String, Value>) -> Result<ReviewV1, String> {
-    if text.trim().is_empty() {
-        return Err(Poison::EmptyText.to_string());
-    }
-    if text.contains('\0') {
-        return Err(Poison::NulCharacter("text").to_string());
-    }
-    validate_id(&id).map_err(|p| p.to_string())?;
-    Ok(ReviewV1 { id, text, extra })
 }
 
 #[cfg(test)]
@@ -196,14 +145,6 @@ pub(crate) mod tests {
         assert_eq!(Format::from_path(Path::new("b.jsonl")), Format::Jsonl);
         assert_eq!(Format::from_path(Path::new("b.txt")), Format::Text);
         assert_eq!(Format::from_path(Path::new("reviews")), Format::Text);
-    }
-
-    #[test]
-    fn review_applies_the_worker_rules() {
-        assert!(review("a".into(), "ok".into(), Map::new()).is_ok());
-        assert!(review("a".into(), " \u{3000} ".into(), Map::new()).expect_err("blank").contains("empty"));
-        assert!(review("a".into(), "a\0b".into(), Map::new()).expect_err("nul").contains("NUL"));
-        assert!(review("x".repeat(129), "ok".into(), Map::new()).expect_err("long").contains("1 to 128"));
     }
 
     /// The bytes the entries of `data` account for (progress and rate use them) are all of it.

@@ -2,8 +2,8 @@
 
 use serde_json::Map;
 
+use super::entry::{self, LineIds};
 use super::lines::{LineParser, Parsed};
-use super::LineIds;
 
 pub(super) struct Text {
     ids: LineIds,
@@ -17,7 +17,7 @@ impl Text {
 
 impl LineParser for Text {
     fn parse(&mut self, line: &str, number: u64) -> Parsed {
-        match super::review(self.ids.at(number), line.to_owned(), Map::new()) {
+        match entry::review(self.ids.at(number), line.to_owned(), Map::new()) {
             Ok(review) => Parsed::Review(review),
             Err(reason) => Parsed::Bad(reason),
         }

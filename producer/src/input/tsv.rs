@@ -6,9 +6,9 @@
 
 use serde_json::{Map, Value};
 
+use super::entry::{self, Columns, InputError, LineIds};
 use super::header::{find, Header};
 use super::lines::{LineParser, Parsed};
-use super::{Columns, InputError, LineIds};
 
 pub(super) struct Tsv {
     ids: LineIds,
@@ -74,7 +74,7 @@ impl LineParser for Tsv {
                     if !label.trim().is_empty() {
                         extra.insert("label".into(), Value::String(label.trim().to_owned()));
                     }
-                    super::review(self.ids.at(number), text.to_owned(), extra)
+                    entry::review(self.ids.at(number), text.to_owned(), extra)
                 }
             },
         };

@@ -1,0 +1,59 @@
+//! Postgres as the tests see it: a fresh database per test, what the
+//! results table holds, and taking a database away ("Postgres down").
+
+use sqlx::{Connection, PgConnection};
+
+use crate::common::unique;
+
+/// The admin URL for creating per-test databases.
+pub fn admin_database_url() -> String {
+    std::env::var("TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://bertstream:bertstream@127.0.0.1:5432/bertstream_test?sslmode=disable".into())
+}
+
+/// A fresh, empty database; its URL.
+pub async fn fresh_database() -> String {
+    let admin = admin_database_url();
+    let name = unique("bst").replace('-', "_");
+    let mut conn = PgConnection::connect(&admin).await.expect("postgres reachable (scripts/services.sh up)");
+    sqlx::query(&format!("CREATE DATABASE {name}")).execute(&mut conn).await.expect("create database");
+    let (base, query) = admin.split_once('?').map_or((admin.as_str(), ""), |(b, q)| (b, q));
+    let base = &base[..base.rfind('/').expect("url has a database")];
+    format!("{base}/{name}{}{query}", if query.is_empty() { "" } else { "?" })
+}
+
+pub fn database_name(url: &str) -> String {
+    let path = url.split('?').next().unwrap_or(url);
+    path.rsplit('/').next().unwrap_or_default().to_string()
+}
+
+/// Makes a database refuse connections and drops the open ones ("Postgres down"), or lets them in again.
+pub async fn set_database_available(url: &str, available: bool) {
+    let name = database_name(url);
+    let mut conn = PgConnection::connect(&admin_database_url()).await.expect("admin connection");
+    sqlx::query(&format!("ALTER DATABASE {name} WITH ALLOW_CONNECTIONS {available}"))
+        .execute(&mut conn)
+        .await
+        .expect("alter");
+    if !available {
+        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
+            .bind(&name)
+            .execute(&mut conn)
+            .await
+            .expect("terminate");
+    }
+}
+
+/// The ids in the results table, with how many times each appears (always once: it is the key).
+pub async fn stored_ids(url: &str) -> Vec<String> {
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    sqlx::query_scalar("SELECT review_id FROM classifications ORDER BY review_id")
+        .fetch_all(&mut conn)
+        .await
+        .unwrap_or_default()
+}
+
+pub async fn stored_count(url: &str) -> i64 {
+    let Ok(mut conn) = PgConnection::connect(url).await else { return -1 };
+    sqlx::query_scalar("SELECT count(*) FROM classifications").fetch_one(&mut conn).await.unwrap_or(-1)
+}
