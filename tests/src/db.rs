@@ -44,7 +44,30 @@ pub async fn set_database_available(url: &str, available: bool) {
     }
 }
 
-/// The ids in the results table, with how many times each appears (always once: it is the key).
+/// A stored result: its text and the input message it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredRow {
+    pub text: String,
+    pub partition: i32,
+    pub offset: i64,
+}
+
+/// Every row of the results table by id (none when the worker never created it).
+pub async fn stored_rows(url: &str) -> std::collections::BTreeMap<String, StoredRow> {
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    let rows: Vec<(String, String, i32, i64)> =
+        match sqlx::query_as("SELECT review_id, text, source_partition, source_offset FROM classifications")
+            .fetch_all(&mut conn)
+            .await
+        {
+            Ok(rows) => rows,
+            Err(e) if e.as_database_error().and_then(|d| d.code()).as_deref() == Some("42P01") => Vec::new(),
+            Err(e) => panic!("reading the results table: {e}"),
+        };
+    rows.into_iter().map(|(id, text, partition, offset)| (id, StoredRow { text, partition, offset })).collect()
+}
+
+/// The ids in the results table, sorted.
 pub async fn stored_ids(url: &str) -> Vec<String> {
     let mut conn = PgConnection::connect(url).await.expect("connect");
     sqlx::query_scalar("SELECT review_id FROM classifications ORDER BY review_id")

@@ -1,35 +1,36 @@
 //! The ledger of RELIABILITY.md and the audit every fault test ends with.
 
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use crate::db::stored_ids;
+use crate::db::{stored_rows, StoredRow};
 use crate::kafka::{committed_offsets, end_offsets, read_all, Record, Topics};
 use crate::process::Worker;
 
-/// The ledger of RELIABILITY.md for one run: L1-L5 over the input, the table, the output and the DLQ.
+/// The ledger of RELIABILITY.md for one run: L1-L6 over the input, the table, the output and the DLQ.
 pub struct Ledger {
     pub input: Vec<Record>,
     pub output: Vec<Record>,
     pub dlq: Vec<Record>,
+    /// The table's ids, sorted.
     pub table: Vec<String>,
+    pub rows: BTreeMap<String, StoredRow>,
 }
 
 impl Ledger {
     pub async fn collect(topics: &Topics, database_url: &str) -> Self {
+        let rows = stored_rows(database_url).await;
         Self {
             input: read_all(&topics.input),
             output: read_all(&topics.output),
             dlq: read_all(&topics.dlq),
-            table: stored_ids(database_url).await,
+            table: rows.keys().cloned().collect(),
+            rows,
         }
     }
 
-    /// L1: every input id is in exactly one of the table and the DLQ; no id twice in the table.
-    pub fn assert_l1(&self) {
-        let table: BTreeSet<&String> = self.table.iter().collect();
-        assert_eq!(table.len(), self.table.len(), "an id twice in the table");
-        let dlq: BTreeSet<(i32, i64)> = self
-            .dlq
+    /// Where each DLQ record came from.
+    fn dead(&self) -> BTreeSet<(i32, i64)> {
+        self.dlq
             .iter()
             .map(|r| {
                 (
@@ -37,16 +38,54 @@ impl Ledger {
                     r.headers["source.offset"].parse().expect("offset"),
                 )
             })
-            .collect();
+            .collect()
+    }
+
+    /// L1 (with L6): every input message is in exactly one of the table (its
+    /// id's row came from it, or from a newer message of its partition, which
+    /// supersedes it) and the DLQ.
+    pub fn assert_l1(&self) {
+        let dead = self.dead();
         for record in &self.input {
-            let in_table = table.contains(&record.key_str());
-            let in_dlq = dlq.contains(&(record.partition, record.offset));
+            let in_table = self
+                .rows
+                .get(&record.key_str())
+                .is_some_and(|row| row.partition != record.partition || row.offset >= record.offset);
+            let in_dlq = dead.contains(&(record.partition, record.offset));
             assert!(
                 in_table != in_dlq,
                 "input {}:{} (key {}) table={in_table} dlq={in_dlq}",
                 record.partition,
                 record.offset,
                 record.key_str()
+            );
+        }
+    }
+
+    /// L6: each id's row holds its newest input message that is not in the
+    /// DLQ, and the last output record of each id is that row's result.
+    pub fn assert_l6(&self) {
+        let dead = self.dead();
+        let mut newest: HashMap<String, (i32, i64)> = HashMap::new();
+        for record in self.input.iter().filter(|r| !dead.contains(&(r.partition, r.offset))) {
+            let position = newest.entry(record.key_str()).or_insert((record.partition, record.offset));
+            *position = (*position).max((record.partition, record.offset));
+        }
+        for (id, position) in &newest {
+            let row = self.rows.get(id).unwrap_or_else(|| panic!("{id}: not stored"));
+            assert_eq!((row.partition, row.offset), *position, "{id}: the table holds an older message");
+        }
+        let mut last: HashMap<String, schemas::ClassificationV1> = HashMap::new();
+        for record in &self.output {
+            let value = record.value.as_deref().expect("an output value");
+            last.insert(record.key_str(), serde_json::from_slice(value).expect("ClassificationV1"));
+        }
+        for (id, row) in &self.rows {
+            let result = last.get(id).unwrap_or_else(|| panic!("{id}: never published"));
+            assert_eq!(
+                (result.source.partition, result.source.offset),
+                (row.partition, row.offset),
+                "{id}: the last output record is not the stored result"
             );
         }
     }
@@ -91,11 +130,12 @@ pub async fn stop_and_audit<'a>(
 }
 
 /// The audit every run ends with (RELIABILITY.md): collects the ledger and
-/// checks L1, L4 and that everything is committed.
+/// checks L1, L4, L6 and that everything is committed.
 pub async fn audit(topics: &Topics, database_url: &str) -> Ledger {
     let ledger = Ledger::collect(topics, database_url).await;
     ledger.assert_l1();
     ledger.assert_l4();
+    ledger.assert_l6();
     assert_all_committed(topics);
     ledger
 }
