@@ -78,6 +78,33 @@ async fn sigterm_while_starting_up_exits_0() {
     stop_and_audit([&mut worker], &topics, &db).await;
 }
 
+/// The longest wait for Postgres a JSON log reports (`"waited_secs":N`).
+fn waited_secs(log: &str) -> u64 {
+    log.split("\"waited_secs\":").skip(1).filter_map(|rest| rest.trim_start_matches(|c: char| !c.is_ascii_digit()).split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).max().unwrap_or(0)
+}
+
+/// A worker started while Postgres is down waits for it as long as a running
+/// worker would ride out the outage (past the minute after which it used to
+/// give up), then starts and works.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_started_while_postgres_is_down_waits_for_it() {
+    let topics = Topics::create(1).await;
+    let db = fresh_database().await;
+    set_database_available(&db, false).await;
+    published(&topics, 50, "w").await;
+    // JSON lines: no colour codes between a field's name and its value.
+    let mut worker = Worker::start(&topics, &db, &[("LOG_FORMAT", "json")]);
+    wait_until(Duration::from_secs(150), "70 s of waiting for Postgres", || {
+        let waited = waited_secs(&worker.log_text());
+        async move { waited >= 70 }
+    })
+    .await;
+    assert!(worker.exited().is_none(), "the worker gave up waiting\n{}", worker.log_text());
+    set_database_available(&db, true).await;
+    wait_until(STEADY, "50 rows", || async { stored_count(&db).await == 50 }).await;
+    stop_and_audit([&mut worker], &topics, &db).await;
+}
+
 /// The first messages are stored before Postgres goes down and the rest are
 /// published only after, so the worker meets the outage however fast it is.
 #[tokio::test(flavor = "multi_thread")]

@@ -119,6 +119,17 @@ pub struct RunArgs {
     /// On SIGTERM/SIGINT, how long to drain in-flight batches before giving up, in seconds.
     #[arg(long, env = "SHUTDOWN_TIMEOUT_SECS", default_value_t = 30)]
     pub shutdown_timeout_secs: u64,
+    /// How long start-up waits for Postgres before exiting 1, in seconds; 0
+    /// waits as long as it takes, as a running worker rides out an outage.
+    /// Set it when an orchestrator should restart a worker that cannot start.
+    #[arg(long, env = "STARTUP_TIMEOUT_SECS", default_value_t = 0)]
+    pub startup_timeout_secs: u64,
+}
+
+impl RunArgs {
+    pub fn startup_timeout(&self) -> Option<Duration> {
+        (self.startup_timeout_secs > 0).then(|| Duration::from_secs(self.startup_timeout_secs))
+    }
 }
 
 impl BatchArgs {

@@ -74,7 +74,7 @@ struct Running {
 async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
     let pool = db::connect(args.database_url.expose()).context("DATABASE_URL")?;
-    db::migrate_with_retry(&pool).await?;
+    db::migrate_with_retry(&pool, args.startup_timeout()).await?;
     let k = &args.kafka;
     kafka::ensure_topics(k, &[&k.input_topic, &k.output_topic, &k.dlq_topic]).await?;
 

@@ -14,6 +14,8 @@ use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 use tokio::time::Instant;
 
+use crate::retry::Backoff;
+
 pub use results::{upsert, ResultRow};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
@@ -27,15 +29,18 @@ pub fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
     Ok(PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options))
 }
 
-/// Applies the migrations, waiting up to a minute for Postgres to come up.
-pub async fn migrate_with_retry(pool: &PgPool) -> anyhow::Result<()> {
+/// Applies the migrations, waiting for Postgres as long as a running worker
+/// would ride out an outage, or at most `bound` when given (then an error,
+/// for orchestrators that would rather restart the worker).
+pub async fn migrate_with_retry(pool: &PgPool, bound: Option<Duration>) -> anyhow::Result<()> {
     let start = Instant::now();
+    let mut backoff = Backoff::new();
     loop {
         match MIGRATOR.run(pool).await {
             Ok(()) => return Ok(()),
-            Err(e) if start.elapsed() < Duration::from_secs(60) => {
-                tracing::warn!(error = %e, "postgres not ready for migrations; retrying");
-                tokio::time::sleep(Duration::from_secs(1)).await;
+            Err(e) if bound.is_none_or(|b| start.elapsed() < b) => {
+                tracing::warn!(error = %e, waited_secs = start.elapsed().as_secs(), "postgres not ready for migrations; retrying");
+                backoff.wait().await;
             }
             Err(e) => return Err(e).context("running migrations"),
         }
