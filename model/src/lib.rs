@@ -1,11 +1,12 @@
-//! BERT for sequence classification on tch, loading and writing the model
-//! directory that Hugging Face transformers reads too (DESIGN.md).
+//! Inference with BERT for sequence classification on tch, loading and
+//! writing the model directory that Hugging Face transformers reads too
+//! (DESIGN.md). Training lives in the `bertstream-train` crate.
 //!
+//! - [`config`]: `config.json`; [`device`]: where the model runs;
 //! - [`bert`]: the module tree, mirroring `modeling_bert.py` so weights load by name;
 //! - [`dir`]: the model directory, weights in and out, the model id;
 //! - [`tokenize`]: BERT tokenization and dynamic padding;
-//! - [`classify`]: inference; [`handle`]: the model on a thread of its own;
-//! - [`train`]: split, fit, evaluate and predict behind `bertstream-train`.
+//! - [`classify`]: inference; [`handle`]: the model on a thread of its own.
 
 pub mod bert;
 pub mod classify;
@@ -15,7 +16,6 @@ pub mod dir;
 pub mod error;
 pub mod handle;
 pub mod tokenize;
-pub mod train;
 
 pub use classify::{Classifier, LoadOptions, Prediction};
 pub use config::BertConfig;

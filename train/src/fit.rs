@@ -11,16 +11,16 @@ use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
-use super::data::{digest, label_counts, read_tsv, Example, SplitMix64};
-use super::error::{Result, TrainError};
-use super::evaluate::{label_indices, metrics_from_scores, score_all};
-use super::init::{prepare, PrepareArgs, Prepared, Start};
-use super::metrics::Metrics;
-use super::ngram;
-use super::optim::{cross_entropy, lr_at, soft_cross_entropy, AdamW, AdamWConfig};
-use super::output::{write_model_dir, OutputDir};
-use super::report::EpochRecord;
-use crate::bert::Bf16Matmul;
+use crate::data::{digest, label_counts, read_tsv, Example, SplitMix64};
+use crate::error::{Result, TrainError};
+use crate::evaluate::{label_indices, metrics_from_scores, score_all};
+use crate::init::{prepare, PrepareArgs, Prepared, Start};
+use crate::metrics::Metrics;
+use crate::ngram;
+use crate::optim::{cross_entropy, lr_at, soft_cross_entropy, AdamW, AdamWConfig};
+use crate::output::{write_model_dir, OutputDir};
+use crate::report::EpochRecord;
+use model::bert::Bf16Matmul;
 
 /// How a run optimises; `fit` and `pretrain` share it.
 #[derive(Debug, Clone)]
@@ -116,7 +116,7 @@ pub(super) fn batches(lengths: &[usize], batch_size: usize, rng: &mut SplitMix64
 
 fn to_tensors(data: &Data, rows: &[usize], pad_id: i64, device: Device) -> (Tensor, Option<Tensor>, Tensor) {
     let seqs: Vec<Vec<i64>> = rows.iter().map(|&i| data.sequences[i].clone()).collect();
-    let (ids, mask) = crate::tokenize::EncodedBatch::pad(&seqs, pad_id).to_tensors(device);
+    let (ids, mask) = model::tokenize::EncodedBatch::pad(&seqs, pad_id).to_tensors(device);
     let targets: Vec<i64> = rows.iter().map(|&i| data.targets[i] as i64).collect();
     (ids, mask, Tensor::from_slice(&targets).to_device(device))
 }

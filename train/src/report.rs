@@ -6,8 +6,8 @@ use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
 
-use super::fit::FitSummary;
-use super::metrics::Metrics;
+use crate::fit::FitSummary;
+use crate::metrics::Metrics;
 
 /// One dev evaluation during training.
 #[derive(Debug, Clone, Serialize, Deserialize)]

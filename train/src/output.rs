@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::{Result, TrainError};
-use super::fit::FitSummary;
-use super::init::Prepared;
-use super::{chart, report};
-use crate::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use crate::error::{Result, TrainError};
+use crate::fit::FitSummary;
+use crate::init::Prepared;
+use crate::{chart, report};
+use model::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 
 pub const METRICS_FILE: &str = "metrics.json";
 pub const REPORT_FILE: &str = "report.txt";
@@ -73,7 +73,7 @@ pub fn write_model_dir(out: &OutputDir, p: &Prepared, summary: &FitSummary, data
     write_json(&dir.join(CONFIG_FILE), &p.config)?;
     save_weights(&p.vs, &dir.join(WEIGHTS_FILE))?;
     p.encoder.save(&dir.join(TOKENIZER_FILE))?;
-    let headline = |m: &super::metrics::Metrics| serde_json::json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "examples": m.examples});
+    let headline = |m: &crate::metrics::Metrics| serde_json::json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "examples": m.examples});
     let meta = Meta {
         max_seq_len,
         data_digest: Some(data_digest.into()),

@@ -19,16 +19,16 @@ use serde::Serialize;
 use tch::nn::VarStore;
 use tch::{Kind, Tensor};
 
-use super::data::{read_tsv, SplitMix64};
-use super::error::{Result, TrainError};
-use super::fit::{batches, progress_bar, Schedule};
-use super::masking::{bag_of_words, mask_tokens, MaskIds};
-use super::init::{scratch_config, write_tokenizer_config, ScratchShape};
-use super::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
-use super::output::{write_json, OutputDir};
-use crate::bert::{Bf16Matmul, BertMaskedLmHead, BertModel};
-use crate::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
-use crate::tokenize::EncodedBatch;
+use crate::data::{read_tsv, SplitMix64};
+use crate::error::{Result, TrainError};
+use crate::fit::{batches, progress_bar, Schedule};
+use crate::masking::{bag_of_words, mask_tokens, MaskIds};
+use crate::init::{scratch_config, write_tokenizer_config, ScratchShape};
+use crate::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
+use crate::output::{write_json, OutputDir};
+use model::bert::{Bf16Matmul, BertMaskedLmHead, BertModel};
+use model::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use model::tokenize::EncodedBatch;
 
 pub const PRETRAIN_FILE: &str = "pretrain.json";
 

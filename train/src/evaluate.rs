@@ -6,11 +6,11 @@ use std::path::Path;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use super::data::{read_tsv, Example};
-use super::error::{Result, TrainError};
-use super::metrics::Metrics;
-use crate::classify::{Classifier, LoadOptions};
-use crate::tokenize::EncodedBatch;
+use crate::data::{read_tsv, Example};
+use crate::error::{Result, TrainError};
+use crate::metrics::Metrics;
+use model::classify::{Classifier, LoadOptions};
+use model::tokenize::EncodedBatch;
 
 /// Class probabilities for each sequence, in input order. Sequences are
 /// batched by length so that padding costs little; `logits` runs the model.
