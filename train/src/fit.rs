@@ -8,7 +8,6 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::{ProgressBar, ProgressStyle};
-use serde::Serialize;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::{digest, label_counts, read_tsv, Example, SplitMix64};
@@ -19,7 +18,7 @@ use crate::metrics::Metrics;
 use crate::ngram;
 use crate::optim::{cross_entropy, lr_at, soft_cross_entropy, AdamW, AdamWConfig};
 use crate::output::{write_model_dir, OutputDir};
-use crate::report::EpochRecord;
+use crate::summary::{EpochRecord, FitSummary};
 use model::bert::Bf16Matmul;
 
 /// How a run optimises; `fit` and `pretrain` share it.
@@ -66,24 +65,6 @@ pub struct FitOptions {
     /// Weight of the n-gram teacher's probabilities in the training targets (0: off; see `ngram`).
     pub ngram_teacher: f64,
     pub schedule: Schedule,
-}
-
-/// What a fit produced (also written as `metrics.json`).
-#[derive(Debug, Clone, Serialize)]
-pub struct FitSummary {
-    pub labels: Vec<String>,
-    pub train_counts: std::collections::BTreeMap<String, usize>,
-    pub best_epoch: f64,
-    /// `--ngram-teacher`'s out-of-fold accuracy on the training texts.
-    pub teacher_accuracy: Option<f64>,
-    pub dev: Metrics,
-    pub test: Option<Metrics>,
-    pub history: Vec<EpochRecord>,
-    pub steps: usize,
-    pub seconds: f64,
-    pub stopped_by_time_budget: bool,
-    pub parameters: i64,
-    pub config: serde_json::Value,
 }
 
 struct Data {
@@ -267,7 +248,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
                 let t = Instant::now();
                 let metrics = evaluate(&prepared, &dev_data, &labels, sched.device)?;
                 eval_secs = t.elapsed().as_secs_f64();
-                let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count as f64, lr, &metrics, started);
+                let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count as f64, lr, &metrics, started.elapsed().as_secs_f64());
                 if bar.is_hidden() {
                     eprintln!("{}", record.line());
                 } else {
@@ -285,7 +266,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     // A budget that ran out mid-epoch still gets the partial epoch evaluated.
     if history.last().is_none_or(|r| r.step != step) && step > 0 {
         let metrics = evaluate(&prepared, &dev_data, &labels, sched.device)?;
-        let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count.max(1) as f64, 0.0, &metrics, started);
+        let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count.max(1) as f64, 0.0, &metrics, started.elapsed().as_secs_f64());
         eprintln!("{}", record.line());
         history.push(record);
         if best.as_ref().is_none_or(|b| metrics.macro_f1 > b.0) {

@@ -1,4 +1,6 @@
-//! Training, evaluation and export behind `bertstream-train`:
+//! Training, evaluation and export behind `bertstream-train`, on the model
+//! crate's BERT modules. Imports go one way: [`summary`] (what a fit measured)
+//! sits below [`report`], [`chart`] and [`output`], which `fit` uses.
 //!
 //! - [`data`]: the labelled TSV, de-duplication and the stratified split;
 //! - [`vocab`]: a WordPiece vocabulary from the training texts (`--scratch`);
@@ -9,7 +11,7 @@
 //! - [`pretrain`]: masked-LM pretraining from scratch, a starting point for `fit --init`;
 //!   [`masking`]: its targets (BERT's masking recipe, bags of words);
 //! - [`evaluate`]: batched scoring, `eval` and `predict`;
-//! - [`metrics`], [`report`], [`chart`]: what a run measured, as text and PNG.
+//! - [`metrics`], [`summary`], [`report`], [`chart`]: what a run measured, as text and PNG.
 
 pub mod chart;
 pub mod data;
@@ -24,6 +26,7 @@ pub mod optim;
 pub mod output;
 pub mod pretrain;
 pub mod report;
+pub mod summary;
 pub mod vocab;
 
 use std::collections::BTreeMap;

@@ -1,8 +1,9 @@
 //! `pretrain`'s targets: BERT's masking recipe, and each text's bag of words.
 
+use model::tokenize::{EncodedBatch, TextEncoder};
+
 use crate::data::SplitMix64;
 use crate::error::{Result, TrainError};
-use model::tokenize::{EncodedBatch, TextEncoder};
 
 /// Which tokens a masked-LM step predicts, and the inputs it sees instead.
 #[derive(Debug, Clone, PartialEq)]

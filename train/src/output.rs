@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::{Result, TrainError};
-use crate::fit::FitSummary;
 use crate::init::Prepared;
+use crate::summary::FitSummary;
 use crate::{chart, report};
 use model::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
 

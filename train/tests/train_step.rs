@@ -5,9 +5,9 @@
 
 use std::path::Path;
 
+use bertstream_train::optim::{cross_entropy, AdamW, AdamWConfig};
 use model::bert::BertForSequenceClassification;
 use model::dir::{load_weights, ModelDir};
-use bertstream_train::optim::{cross_entropy, AdamW, AdamWConfig};
 use serde_json::Value;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
