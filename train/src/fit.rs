@@ -7,7 +7,8 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use model::bert::Bf16Matmul;
+use model::tokenize::EncodedBatch;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::{digest, label_counts, read_tsv, Example, SplitMix64};
@@ -16,41 +17,10 @@ use crate::evaluate::{label_indices, metrics_from_scores, score_all};
 use crate::init::{prepare, PrepareArgs, Prepared, Start};
 use crate::metrics::Metrics;
 use crate::ngram;
-use crate::optim::{cross_entropy, lr_at, soft_cross_entropy, AdamW, AdamWConfig};
+use crate::optim::{cross_entropy, soft_cross_entropy};
 use crate::output::{write_model_dir, OutputDir};
 use crate::summary::{EpochRecord, FitSummary};
-use model::bert::Bf16Matmul;
-
-/// How a run optimises; `fit` and `pretrain` share it.
-#[derive(Debug, Clone)]
-pub struct Schedule {
-    /// Passes over the data (fewer if the time budget runs out first).
-    pub epochs: usize,
-    /// Peak learning rate of AdamW.
-    pub lr: f64,
-    pub batch_size: usize,
-    pub max_seq_len: usize,
-    /// Fraction of training spent warming up.
-    pub warmup: f64,
-    pub weight_decay: f64,
-    pub max_grad_norm: f64,
-    pub seed: u64,
-    /// Seconds for the whole run, final evaluation and writing included.
-    pub time_budget: Option<f64>,
-    pub device: Device,
-    /// Train with bfloat16 matrix products (`bert::Bf16Matmul`); evaluation stays fp32.
-    pub bf16: bool,
-    pub progress: bool,
-}
-
-impl Schedule {
-    pub fn validate(&self) -> Result<()> {
-        if self.batch_size == 0 || self.epochs == 0 {
-            return Err(TrainError::Invalid("--batch-size and --epochs must be at least 1".into()));
-        }
-        Ok(())
-    }
-}
+use crate::train_loop::{Position, Schedule, Steps, TrainLoop};
 
 #[derive(Debug, Clone)]
 pub struct FitOptions {
@@ -80,24 +50,9 @@ fn encode(prepared: &Prepared, examples: &[Example], labels: &[String], path: &P
     Ok(Data { sequences: prepared.encoder.encode_all(&texts)?, targets, soft: None })
 }
 
-/// Length-grouped batches: shuffle, sort pools of 50 batches by length, cut,
-/// shuffle the batches. Similar lengths share a batch, so padding stays small.
-pub(super) fn batches(lengths: &[usize], batch_size: usize, rng: &mut SplitMix64) -> Vec<Vec<usize>> {
-    let mut order: Vec<usize> = (0..lengths.len()).collect();
-    rng.shuffle(&mut order);
-    let mut out = Vec::new();
-    for pool in order.chunks(batch_size * 50) {
-        let mut pool = pool.to_vec();
-        pool.sort_by_key(|&i| lengths[i]);
-        out.extend(pool.chunks(batch_size).map(<[usize]>::to_vec));
-    }
-    rng.shuffle(&mut out);
-    out
-}
-
 fn to_tensors(data: &Data, rows: &[usize], pad_id: i64, device: Device) -> (Tensor, Option<Tensor>, Tensor) {
     let seqs: Vec<Vec<i64>> = rows.iter().map(|&i| data.sequences[i].clone()).collect();
-    let (ids, mask) = model::tokenize::EncodedBatch::pad(&seqs, pad_id).to_tensors(device);
+    let (ids, mask) = EncodedBatch::pad(&seqs, pad_id).to_tensors(device);
     let targets: Vec<i64> = rows.iter().map(|&i| data.targets[i] as i64).collect();
     (ids, mask, Tensor::from_slice(&targets).to_device(device))
 }
@@ -145,16 +100,94 @@ fn restore(p: &mut Prepared, best: &HashMap<String, Tensor>) -> Result<()> {
     Ok(())
 }
 
+/// The best dev evaluation so far, by macro-F1, and the weights that gave it.
+struct Best {
+    epoch: f64,
+    metrics: Metrics,
+    weights: HashMap<String, Tensor>,
+}
+
+/// `fit`'s part of the training loop: cross-entropy against the labels (or
+/// the teacher's mixed targets), and a dev evaluation at every record.
+struct FitSteps<'a> {
+    prepared: &'a Prepared,
+    train: &'a Data,
+    dev: &'a Data,
+    labels: &'a [String],
+    device: Device,
+    eval_every: Option<usize>,
+    /// Test examples per dev example: the final evaluations take that much longer.
+    test_share: f64,
+    /// How long the last dev evaluation took.
+    eval_secs: f64,
+    loss_sum: f64,
+    loss_count: usize,
+    history: Vec<EpochRecord>,
+    best: Option<Best>,
+}
+
+impl Steps for FitSteps<'_> {
+    fn reserve(&self, at: &Position) -> f64 {
+        // Leave time for the last evaluations and for writing the model. Before
+        // the first evaluation, guess it from the training rate (inference is
+        // about 3x cheaper per example than a training step).
+        let dev_secs = match (self.eval_secs > 0.0, at.examples > 0) {
+            (true, _) => self.eval_secs,
+            (false, true) => self.dev.targets.len() as f64 / (3.0 * at.rate()),
+            (false, false) => 0.0,
+        };
+        dev_secs * (1.0 + self.test_share) * 1.2 + 2.0
+    }
+
+    fn loss(&mut self, rows: &[usize], _rng: &mut SplitMix64) -> Result<Tensor> {
+        let (ids, mask, targets) = to_tensors(self.train, rows, self.prepared.encoder.pad_id(), self.device);
+        let logits = self.prepared.model.forward_t(&ids, mask.as_ref(), true);
+        let loss = match &self.train.soft {
+            None => cross_entropy(&logits, &targets),
+            Some(soft) => soft_cross_entropy(&logits, &soft.index_select(0, &indices(rows)).to_device(self.device)),
+        };
+        self.loss_sum += loss.double_value(&[]);
+        self.loss_count += 1;
+        Ok(loss)
+    }
+
+    fn message(&self, at: &Position) -> String {
+        let loss = self.loss_sum / self.loss_count as f64;
+        format!("epoch {} loss {loss:.4} {:.0} ex/s", at.epoch + 1, at.rate())
+    }
+
+    fn record_now(&self, at: &Position) -> bool {
+        self.eval_every.is_some_and(|n| at.step % n == 0)
+    }
+
+    fn record(&mut self, at: &Position, lr: f64) -> Result<String> {
+        let t = Instant::now();
+        let metrics = evaluate(self.prepared, self.dev, self.labels, self.device)?;
+        self.eval_secs = t.elapsed().as_secs_f64();
+        let train_loss = self.loss_sum / self.loss_count.max(1) as f64;
+        let record = EpochRecord::new(at.epochs(), at.step, train_loss, lr, &metrics, at.seconds());
+        let line = record.line();
+        (self.loss_sum, self.loss_count) = (0.0, 0);
+        self.history.push(record);
+        if self.best.as_ref().is_none_or(|b| metrics.macro_f1 > b.metrics.macro_f1) {
+            self.best = Some(Best { epoch: at.epochs(), weights: snapshot(self.prepared), metrics });
+        }
+        Ok(line)
+    }
+}
+
 pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     let sched = &options.schedule;
     let started = Instant::now();
-    let _bf16 = Bf16Matmul::set(sched.bf16);
     let train = read_tsv(&options.train)?;
     let dev = read_tsv(&options.dev)?;
     let test = options.test.as_deref().map(read_tsv).transpose()?;
     let labels: Vec<String> = label_counts(&train).into_keys().collect();
     if labels.len() < 2 {
-        return Err(TrainError::Invalid(format!("{}: need at least two labels, found {labels:?}", options.train.display())));
+        return Err(TrainError::Invalid(format!(
+            "{}: need at least two labels, found {labels:?}",
+            options.train.display()
+        )));
     }
     sched.validate()?;
     if !(0.0..=1.0).contains(&options.ngram_teacher) {
@@ -184,99 +217,30 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         _ => None,
     };
 
-    let adam = AdamWConfig { weight_decay: sched.weight_decay, ..Default::default() };
-    let mut optimizer = AdamW::new(&prepared.vs, adam);
-    let lengths: Vec<usize> = train_data.sequences.iter().map(Vec::len).collect();
-    let steps_per_epoch = train.len().div_ceil(sched.batch_size);
-    let planned = steps_per_epoch * sched.epochs;
-    let parameters: i64 = prepared.vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
-    tracing::info!(parameters, vocab = prepared.encoder.vocab_size(), steps = planned, "training");
-
-    let bar = progress_bar(sched.progress, planned as u64);
-    let mut rng = SplitMix64::new(sched.seed);
-    let mut history = Vec::new();
-    let mut best: Option<(f64, f64, HashMap<String, Tensor>, Metrics)> = None;
-    let (mut step, mut examples_seen, mut stopped) = (0usize, 0usize, false);
-    let mut eval_secs = 0.0f64;
-    let (mut loss_sum, mut loss_count) = (0.0f64, 0usize);
-    let train_start = Instant::now();
-    'epochs: for epoch in 0..sched.epochs {
-        for (i, rows) in batches(&lengths, sched.batch_size, &mut rng).into_iter().enumerate() {
-            let elapsed = started.elapsed().as_secs_f64();
-            let mut progress = step as f64 / planned as f64;
-            if let Some(budget) = sched.time_budget {
-                // Leave time for the last evaluations and for writing the model. Before
-                // the first evaluation, guess it from the training rate (inference is
-                // about 3x cheaper per example than a training step).
-                let rate = examples_seen as f64 / train_start.elapsed().as_secs_f64().max(1e-9);
-                let dev_secs = match (eval_secs > 0.0, examples_seen > 0) {
-                    (true, _) => eval_secs,
-                    (false, true) => dev.len() as f64 / (3.0 * rate),
-                    (false, false) => 0.0,
-                };
-                let test_share = test.as_ref().map_or(0.0, |t| t.len() as f64 / dev.len() as f64);
-                let reserve = dev_secs * (1.0 + test_share) * 1.2 + 2.0;
-                let usable = (budget - reserve).max(1.0);
-                if elapsed >= usable {
-                    stopped = true;
-                    break 'epochs;
-                }
-                progress = progress.max(elapsed / usable);
-            }
-            let lr = lr_at(sched.lr, sched.warmup, progress);
-            let (ids, mask, targets) = to_tensors(&train_data, &rows, prepared.encoder.pad_id(), sched.device);
-            let logits = prepared.model.forward_t(&ids, mask.as_ref(), true);
-            let loss = match &train_data.soft {
-                None => cross_entropy(&logits, &targets),
-                Some(soft) => {
-                    soft_cross_entropy(&logits, &soft.index_select(0, &indices(&rows)).to_device(sched.device))
-                }
-            };
-            optimizer.zero_grad();
-            loss.backward();
-            optimizer.clip_grad_norm(sched.max_grad_norm);
-            optimizer.step(lr);
-            step += 1;
-            examples_seen += rows.len();
-            loss_sum += loss.double_value(&[]);
-            loss_count += 1;
-            let rate = examples_seen as f64 / train_start.elapsed().as_secs_f64().max(1e-9);
-            bar.set_position(step as u64);
-            bar.set_message(format!("epoch {} loss {:.4} {rate:.0} ex/s", epoch + 1, loss_sum / loss_count as f64));
-            let last_of_epoch = i + 1 == steps_per_epoch;
-            if last_of_epoch || options.eval_every.is_some_and(|n| step % n == 0) {
-                let t = Instant::now();
-                let metrics = evaluate(&prepared, &dev_data, &labels, sched.device)?;
-                eval_secs = t.elapsed().as_secs_f64();
-                let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count as f64, lr, &metrics, started.elapsed().as_secs_f64());
-                if bar.is_hidden() {
-                    eprintln!("{}", record.line());
-                } else {
-                    bar.println(record.line());
-                }
-                (loss_sum, loss_count) = (0.0, 0);
-                history.push(record);
-                if best.as_ref().is_none_or(|b| metrics.macro_f1 > b.0) {
-                    best = Some((metrics.macro_f1, step as f64 / steps_per_epoch as f64, snapshot(&prepared), metrics));
-                }
-            }
-        }
-    }
-    bar.finish_and_clear();
-    // A budget that ran out mid-epoch still gets the partial epoch evaluated.
-    if history.last().is_none_or(|r| r.step != step) && step > 0 {
-        let metrics = evaluate(&prepared, &dev_data, &labels, sched.device)?;
-        let record = EpochRecord::new(step as f64 / steps_per_epoch as f64, step, loss_sum / loss_count.max(1) as f64, 0.0, &metrics, started.elapsed().as_secs_f64());
-        eprintln!("{}", record.line());
-        history.push(record);
-        if best.as_ref().is_none_or(|b| metrics.macro_f1 > b.0) {
-            best = Some((metrics.macro_f1, step as f64 / steps_per_epoch as f64, snapshot(&prepared), metrics));
-        }
-    }
-    let Some((_, best_epoch, weights, dev_metrics)) = best else {
+    let train_loop = TrainLoop::new(sched, &prepared.vs, train_data.sequences.iter().map(Vec::len).collect());
+    let parameters = train_loop.parameters();
+    let vocab = prepared.encoder.vocab_size();
+    tracing::info!(parameters, vocab, steps = train_loop.planned_steps(), "training");
+    let mut steps = FitSteps {
+        prepared: &prepared,
+        train: &train_data,
+        dev: &dev_data,
+        labels: &labels,
+        device: sched.device,
+        eval_every: options.eval_every,
+        test_share: test.as_ref().map_or(0.0, |t| t.len() as f64 / dev.len() as f64),
+        eval_secs: 0.0,
+        loss_sum: 0.0,
+        loss_count: 0,
+        history: Vec::new(),
+        best: None,
+    };
+    let trained = train_loop.run(started, &mut steps)?;
+    let FitSteps { history, best, .. } = steps;
+    let Some(best) = best else {
         return Err(TrainError::Invalid("the time budget ran out before the first training step".into()));
     };
-    restore(&mut prepared, &weights)?;
+    restore(&mut prepared, &best.weights)?;
     let test_metrics = test_data.as_ref().map(|d| evaluate(&prepared, d, &labels, sched.device)).transpose()?;
     let mut digest_files: Vec<&Path> = vec![&options.train, &options.dev];
     if let Some(t) = &options.test {
@@ -285,29 +249,18 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     let summary = FitSummary {
         labels,
         train_counts: label_counts(&train),
-        best_epoch,
+        best_epoch: best.epoch,
         teacher_accuracy,
-        dev: dev_metrics,
+        dev: best.metrics,
         test: test_metrics,
         history,
-        steps: step,
+        steps: trained.steps,
         seconds: started.elapsed().as_secs_f64(),
-        stopped_by_time_budget: stopped,
+        stopped_by_time_budget: trained.stopped_by_time_budget,
         parameters,
         config: serde_json::to_value(&prepared.config).unwrap_or_default(),
     };
     write_model_dir(&output, &prepared, &summary, &digest(&digest_files)?, sched.max_seq_len)?;
     output.commit()?;
     Ok(summary)
-}
-
-pub(super) fn progress_bar(visible: bool, steps: u64) -> ProgressBar {
-    if !visible {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(steps);
-    let style = ProgressStyle::with_template("{bar:30} {pos}/{len} steps {msg} [{elapsed_precise} < {eta}]")
-        .unwrap_or_else(|_| ProgressStyle::default_bar());
-    bar.set_style(style);
-    bar
 }

@@ -6,13 +6,14 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use bertstream_train::data::Ratios;
-use bertstream_train::fit::{fit, FitOptions, Schedule};
+use bertstream_train::fit::{fit, FitOptions};
 use bertstream_train::init::{ScratchShape, Start};
-use bertstream_train::vocab::VocabOptions;
 use bertstream_train::pretrain::{pretrain, PretrainOptions};
+use bertstream_train::train_loop::Schedule;
+use bertstream_train::vocab::VocabOptions;
 use bertstream_train::{evaluate, report, split_file, SPLIT_FILES};
-use model::{DeviceSpec, LoadOptions};
 use clap::{Args, Parser, Subcommand};
+use model::{DeviceSpec, LoadOptions};
 
 #[derive(Parser)]
 #[command(

@@ -14,21 +14,19 @@ use std::collections::HashSet;
 use std::path::PathBuf;
 use std::time::Instant;
 
-use indicatif::ProgressBar;
+use model::bert::{BertMaskedLmHead, BertModel};
+use model::tokenize::EncodedBatch;
 use serde::Serialize;
 use tch::nn::VarStore;
-use tch::{Kind, Tensor};
+use tch::{Device, Kind, Tensor};
 
 use crate::data::{read_tsv, SplitMix64};
 use crate::error::{Result, TrainError};
-use crate::fit::{batches, progress_bar, Schedule};
-use crate::masking::{bag_of_words, mask_tokens, MaskIds};
 use crate::init::{scratch_config, write_tokenizer_config, ScratchShape};
-use crate::optim::{cross_entropy, lr_at, AdamW, AdamWConfig};
-use crate::output::{write_json, OutputDir};
-use model::bert::{Bf16Matmul, BertMaskedLmHead, BertModel};
-use model::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
-use model::tokenize::EncodedBatch;
+use crate::masking::{bag_of_words, mask_tokens, MaskIds};
+use crate::optim::cross_entropy;
+use crate::output::{meta, write_checkpoint, write_json, OutputDir};
+use crate::train_loop::{Position, Schedule, Steps, TrainLoop};
 
 pub const PRETRAIN_FILE: &str = "pretrain.json";
 
@@ -59,6 +57,19 @@ pub struct PretrainEpoch {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub bag_of_words_loss: Option<f64>,
     pub seconds: f64,
+}
+
+impl PretrainEpoch {
+    pub fn line(&self) -> String {
+        let mut line = format!(
+            "epoch {:5.2}  step {:6}  mlm loss {:.4}  masked accuracy {:.4}",
+            self.epoch, self.step, self.loss, self.masked_accuracy
+        );
+        if let Some(loss) = self.bag_of_words_loss {
+            line += &format!("  bag-of-words loss {loss:.4}");
+        }
+        line + &format!("  ({:.0}s)", self.seconds)
+    }
 }
 
 /// What a pretraining run did (also written as `pretrain.json`).
@@ -100,10 +111,92 @@ pub fn read_corpus(files: &[PathBuf]) -> Result<(Vec<String>, usize)> {
     Ok((texts, duplicates))
 }
 
+/// Sums over the steps since the last record.
+#[derive(Default)]
+struct Tally {
+    steps: usize,
+    mlm_loss: f64,
+    correct: i64,
+    predicted: i64,
+    bag_loss: f64,
+}
+
+/// `pretrain`'s part of the training loop: the masked-LM loss (plus the
+/// bag-of-words loss), and a log line at every record.
+struct PretrainSteps<'a> {
+    bert: &'a BertModel,
+    head: &'a BertMaskedLmHead,
+    hidden_size: i64,
+    sequences: &'a [Vec<i64>],
+    pad_id: i64,
+    mask_ids: &'a MaskIds,
+    mask_prob: f64,
+    /// The bag-of-words objective's weight (0: off).
+    bag_of_words: f64,
+    device: Device,
+    tally: Tally,
+    history: Vec<PretrainEpoch>,
+}
+
+impl Steps for PretrainSteps<'_> {
+    fn reserve(&self, _at: &Position) -> f64 {
+        // A few seconds are kept for writing the model.
+        3.0
+    }
+
+    fn loss(&mut self, rows: &[usize], rng: &mut SplitMix64) -> Result<Tensor> {
+        let (device, hidden_size) = (self.device, self.hidden_size);
+        let seqs: Vec<Vec<i64>> = rows.iter().map(|&r| self.sequences[r].clone()).collect();
+        let batch = EncodedBatch::pad(&seqs, self.pad_id);
+        let m = mask_tokens(&batch, self.mask_ids, self.mask_prob, rng);
+        let bags = (self.bag_of_words > 0.0).then(|| bag_of_words(&batch, self.mask_ids));
+        let (ids, attention) = EncodedBatch { ids: m.inputs, ..batch }.to_tensors(device);
+        let positions = Tensor::from_slice(&m.positions).to_device(device);
+        let targets = Tensor::from_slice(&m.targets).to_device(device);
+        let hidden = self.bert.forward_t(&ids, attention.as_ref(), true, false).view([-1, hidden_size]);
+        let words = self.bert.embeddings.word_embeddings();
+        let logits = self.head.forward(&hidden.index_select(0, &positions), words);
+        let mlm_loss = cross_entropy(&logits, &targets);
+        self.tally.steps += 1;
+        self.tally.mlm_loss += mlm_loss.double_value(&[]);
+        self.tally.correct += logits.argmax(-1, false).eq_tensor(&targets).sum(Kind::Int64).int64_value(&[]);
+        self.tally.predicted += m.targets.len() as i64;
+        let Some(bags) = bags else {
+            return Ok(mlm_loss);
+        };
+        let rows = rows.len() as i64;
+        let pooled = self.bert.pooler.forward(&hidden.view([rows, -1, hidden_size]));
+        let predicted = self.head.forward(&pooled, words).log_softmax(-1, Kind::Float);
+        let bags = Tensor::from_slice(&bags).view([rows, -1]).to_device(device);
+        let bag_loss = -(predicted * bags).sum(Kind::Float) / rows as f64;
+        self.tally.bag_loss += bag_loss.double_value(&[]);
+        Ok(mlm_loss + bag_loss * self.bag_of_words)
+    }
+
+    fn message(&self, at: &Position) -> String {
+        format!("epoch {} mlm loss {:.3}", at.epoch + 1, self.tally.mlm_loss / self.tally.steps as f64)
+    }
+
+    fn record(&mut self, at: &Position, _lr: f64) -> Result<String> {
+        let tally = std::mem::take(&mut self.tally);
+        let steps = tally.steps as f64;
+        let record = PretrainEpoch {
+            epoch: at.epochs(),
+            step: at.step,
+            loss: tally.mlm_loss / steps,
+            masked_accuracy: tally.correct as f64 / tally.predicted.max(1) as f64,
+            bag_of_words_loss: (self.bag_of_words > 0.0).then_some(tally.bag_loss / steps),
+            seconds: at.seconds(),
+        };
+        let line = record.line();
+        self.history.push(record);
+        Ok(line)
+    }
+}
+
 pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     let sched = &options.schedule;
     let started = Instant::now();
-    let _bf16 = Bf16Matmul::set(sched.bf16);
     sched.validate()?;
     if !(options.mask_prob > 0.0 && options.mask_prob < 1.0) {
         return Err(TrainError::Invalid("--mask-prob must be above 0 and below 1".into()));
@@ -111,7 +204,6 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     if !(options.bag_of_words >= 0.0 && options.bag_of_words.is_finite()) {
         return Err(TrainError::Invalid("--bag-of-words must be a weight of 0 or more".into()));
     }
-    let with_bags = options.bag_of_words > 0.0;
     let (texts, duplicates_dropped) = read_corpus(&options.corpus)?;
     let output = OutputDir::create(&options.out)?;
     let text_refs: Vec<&str> = texts.iter().map(String::as_str).collect();
@@ -130,133 +222,40 @@ pub fn pretrain(options: &PretrainOptions) -> Result<PretrainSummary> {
     let tokens: usize = sequences.iter().map(Vec::len).sum();
     let mask_ids = MaskIds::of(&encoder)?;
 
-    let mut optimizer = AdamW::new(&vs, AdamWConfig { weight_decay: sched.weight_decay, ..Default::default() });
-    let parameters: i64 = vs.trainable_variables().iter().map(Tensor::numel).map(|n| n as i64).sum();
-    let lengths: Vec<usize> = sequences.iter().map(Vec::len).collect();
-    let steps_per_epoch = sequences.len().div_ceil(sched.batch_size);
-    let planned = steps_per_epoch * sched.epochs;
-    tracing::info!(parameters, texts = texts.len(), tokens, steps = planned, "pretraining");
-    let bar = progress_bar(sched.progress, planned as u64);
-    let mut rng = SplitMix64::new(sched.seed);
-    let (mut step, mut stopped, mut history) = (0usize, false, Vec::new());
-    let mut tally = Tally::default();
-    'epochs: for epoch in 0..sched.epochs {
-        let epoch_batches = batches(&lengths, sched.batch_size, &mut rng);
-        for (i, rows) in epoch_batches.iter().enumerate() {
-            let mut progress = step as f64 / planned as f64;
-            if let Some(budget) = sched.time_budget {
-                // A few seconds are kept for writing the model.
-                let usable = (budget - 3.0).max(1.0);
-                let elapsed = started.elapsed().as_secs_f64();
-                if elapsed >= usable {
-                    stopped = true;
-                    break 'epochs;
-                }
-                progress = progress.max(elapsed / usable);
-            }
-            let seqs: Vec<Vec<i64>> = rows.iter().map(|&r| sequences[r].clone()).collect();
-            let batch = EncodedBatch::pad(&seqs, encoder.pad_id());
-            let m = mask_tokens(&batch, &mask_ids, options.mask_prob, &mut rng);
-            let bags = with_bags.then(|| bag_of_words(&batch, &mask_ids));
-            let (ids, attention) = EncodedBatch { ids: m.inputs, ..batch }.to_tensors(sched.device);
-            let positions = Tensor::from_slice(&m.positions).to_device(sched.device);
-            let targets = Tensor::from_slice(&m.targets).to_device(sched.device);
-            let hidden = bert.forward_t(&ids, attention.as_ref(), true, false).view([-1, config.hidden_size]);
-            let logits = head.forward(&hidden.index_select(0, &positions), bert.embeddings.word_embeddings());
-            let mlm_loss = cross_entropy(&logits, &targets);
-            tally.mlm_loss += mlm_loss.double_value(&[]);
-            let mut loss = mlm_loss;
-            if let Some(bags) = &bags {
-                let rows = rows.len() as i64;
-                let pooled = bert.pooler.forward(&hidden.view([rows, -1, config.hidden_size]));
-                let predicted = head.forward(&pooled, bert.embeddings.word_embeddings()).log_softmax(-1, Kind::Float);
-                let bags = Tensor::from_slice(bags).view([rows, -1]).to_device(sched.device);
-                let bag_loss = -(predicted * bags).sum(Kind::Float) / rows as f64;
-                tally.bag_loss += bag_loss.double_value(&[]);
-                loss = loss + bag_loss * options.bag_of_words;
-            }
-            optimizer.zero_grad();
-            loss.backward();
-            optimizer.clip_grad_norm(sched.max_grad_norm);
-            optimizer.step(lr_at(sched.lr, sched.warmup, progress));
-            step += 1;
-            tally.steps += 1;
-            tally.correct += logits.argmax(-1, false).eq_tensor(&targets).sum(Kind::Int64).int64_value(&[]);
-            tally.predicted += m.targets.len() as i64;
-            bar.set_position(step as u64);
-            bar.set_message(format!("epoch {} mlm loss {:.3}", epoch + 1, tally.mlm_loss / tally.steps as f64));
-            if i + 1 == epoch_batches.len() {
-                history.push(std::mem::take(&mut tally).record(step, steps_per_epoch, with_bags, started, &bar));
-            }
-        }
-    }
-    bar.finish_and_clear();
-    if tally.steps > 0 {
-        history.push(tally.record(step, steps_per_epoch, with_bags, started, &bar));
-    }
-    if step == 0 {
+    let train_loop = TrainLoop::new(sched, &vs, sequences.iter().map(Vec::len).collect());
+    let parameters = train_loop.parameters();
+    tracing::info!(parameters, texts = texts.len(), tokens, steps = train_loop.planned_steps(), "pretraining");
+    let mut steps = PretrainSteps {
+        bert: &bert,
+        head: &head,
+        hidden_size: config.hidden_size,
+        sequences: &sequences,
+        pad_id: encoder.pad_id(),
+        mask_ids: &mask_ids,
+        mask_prob: options.mask_prob,
+        bag_of_words: options.bag_of_words,
+        device: sched.device,
+        tally: Tally::default(),
+        history: Vec::new(),
+    };
+    let trained = train_loop.run(started, &mut steps)?;
+    if trained.steps == 0 {
         return Err(TrainError::Invalid("the time budget ran out before the first pretraining step".into()));
     }
     let summary = PretrainSummary {
         texts: texts.len(),
         duplicates_dropped,
         tokens,
-        history,
-        steps: step,
+        history: steps.history,
+        steps: trained.steps,
         seconds: started.elapsed().as_secs_f64(),
-        stopped_by_time_budget: stopped,
+        stopped_by_time_budget: trained.stopped_by_time_budget,
         parameters,
         config: serde_json::to_value(&config).unwrap_or_default(),
     };
     let dir = output.path();
-    write_json(&dir.join(CONFIG_FILE), &config)?;
-    save_weights(&vs, &dir.join(WEIGHTS_FILE))?;
-    encoder.save(&dir.join(TOKENIZER_FILE))?;
-    let meta = Meta {
-        max_seq_len: sched.max_seq_len,
-        created_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        ..Default::default()
-    };
-    write_json(&dir.join(META_FILE), &meta)?;
+    write_checkpoint(dir, &config, &vs, &encoder, &meta(sched.max_seq_len))?;
     write_json(&dir.join(PRETRAIN_FILE), &summary)?;
     output.commit()?;
     Ok(summary)
-}
-
-/// Sums over the steps since the last record.
-#[derive(Default)]
-struct Tally {
-    steps: usize,
-    mlm_loss: f64,
-    correct: i64,
-    predicted: i64,
-    bag_loss: f64,
-}
-
-impl Tally {
-    fn record(self, step: usize, per_epoch: usize, bags: bool, started: Instant, bar: &ProgressBar) -> PretrainEpoch {
-        let steps = self.steps as f64;
-        let r = PretrainEpoch {
-            epoch: step as f64 / per_epoch as f64,
-            step,
-            loss: self.mlm_loss / steps,
-            masked_accuracy: self.correct as f64 / self.predicted.max(1) as f64,
-            bag_of_words_loss: bags.then_some(self.bag_loss / steps),
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        let mut line = format!(
-            "epoch {:5.2}  step {:6}  mlm loss {:.4}  masked accuracy {:.4}",
-            r.epoch, r.step, r.loss, r.masked_accuracy
-        );
-        if let Some(loss) = r.bag_of_words_loss {
-            line += &format!("  bag-of-words loss {loss:.4}");
-        }
-        line += &format!("  ({:.0}s)", r.seconds);
-        if bar.is_hidden() {
-            eprintln!("{line}");
-        } else {
-            bar.println(line);
-        }
-        r
-    }
 }

@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 
 use bertstream_train::evaluate::{evaluate_file, predict_file};
-use bertstream_train::fit::{fit, FitOptions, Schedule};
+use bertstream_train::fit::{fit, FitOptions};
 use bertstream_train::init::Start;
 use bertstream_train::summary::FitSummary;
+use bertstream_train::train_loop::Schedule;
 use bertstream_train::vocab::is_cjk;
 use bertstream_train::{split_file, TrainError};
 use model::{Classifier, LoadOptions};
