@@ -7,6 +7,13 @@
 //! - [`dir`]: the model directory, weights in and out, the model id;
 //! - [`tokenize`]: BERT tokenization and dynamic padding;
 //! - [`classify`]: inference; [`handle`]: the model on a thread of its own.
+//!
+//! What serving uses, [`ClassifierHandle`], [`LoadOptions`], [`Prediction`],
+//! [`EncodedBatch`], [`TextEncoder`], [`DeviceSpec`], [`ModelInfo`] and
+//! [`ModelError`], holds plain Rust types only. The items that take or give tch
+//! types (the [`bert`] modules, [`Classifier::logits`], [`DeviceSpec::resolve`],
+//! [`EncodedBatch::to_tensors`], [`dir::load_weights`], [`dir::save_weights`])
+//! are for the model thread and for training.
 
 pub mod bert;
 pub mod classify;
