@@ -18,7 +18,7 @@ ENV LIBTORCH=/opt/venv/lib/python3.11/site-packages/torch
 WORKDIR /src
 COPY . .
 RUN if [ "$TORCH_VARIANT" = cuda ]; then export BERTSTREAM_CUDA=1; fi; \
-    cargo build --release -p bertstream-model -p bertstream-worker -p bertstream-producer \
+    cargo build --release -p bertstream-train -p bertstream-worker -p bertstream-producer \
     && cp target/release/bertstream-train target/release/bertstream-worker target/release/bertstream-produce /usr/local/bin/
 
 FROM debian:bookworm-slim

@@ -33,7 +33,7 @@ if [ "$short" = 1 ]; then
 else
   profile=release; limit=0; budget=${DEMO_TRAIN_SECONDS:-240}; demo_dir=${DEMO_DIR:-data/demo}
   say "building (release; a few minutes the first time)"
-  cargo build -q --release -p bertstream-model -p bertstream-worker -p bertstream-producer
+  cargo build -q --release -p bertstream-train -p bertstream-worker -p bertstream-producer
 fi
 bin="$root/target/$profile"
 mkdir -p "$demo_dir"

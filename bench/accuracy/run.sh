@@ -38,7 +38,7 @@ WORK="${WORK:-$ROOT/target/bench-accuracy}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
 mkdir -p "$WORK"
 
-cargo build --release -p bertstream-model --bin bertstream-train
+cargo build --release -p bertstream-train --bin bertstream-train
 TRAIN="$TARGET/release/bertstream-train"
 
 python bench/accuracy/make_data.py "$WORK/all.tsv"

@@ -32,6 +32,8 @@ pub struct Prediction {
     pub scores: Vec<f32>,
 }
 
+/// A loaded model, run on one thread: the model thread ([`crate::ClassifierHandle`])
+/// or `bertstream-train`'s `eval` and `predict`.
 pub struct Classifier {
     // Owns the weights the model's modules point into.
     _vs: VarStore,
@@ -73,6 +75,7 @@ impl Classifier {
         &self.model_id
     }
 
+    /// The torch device (a tch type, for training and evaluation; [`crate::ModelInfo`] names it as text).
     pub fn device(&self) -> Device {
         self.device
     }
@@ -81,7 +84,7 @@ impl Classifier {
         &self.encoder
     }
 
-    /// Logits `[rows, labels]` as f32 on the CPU.
+    /// Logits `[rows, labels]` as f32 on the CPU (a tch tensor, for training and evaluation).
     pub fn logits(&self, batch: &EncodedBatch) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
         let (ids, mask) = batch.to_tensors(self.device);
@@ -94,7 +97,7 @@ impl Classifier {
             return Ok(Vec::new());
         }
         let probabilities = self.logits(batch)?.softmax(-1, Kind::Float).contiguous().view(-1);
-        let flat = Vec::<f32>::try_from(&probabilities)?;
+        let flat = Vec::<f32>::try_from(&probabilities).map_err(ModelError::torch)?;
         Ok(flat.chunks(self.labels.len()).map(|scores| self.prediction(scores.to_vec())).collect())
     }
 

@@ -40,7 +40,8 @@ impl fmt::Display for DeviceSpec {
 }
 
 impl DeviceSpec {
-    /// The torch device, checked to exist.
+    /// The torch device, checked to exist. A tch type: for loading here and
+    /// for training; the serving side passes a `DeviceSpec` in [`crate::LoadOptions`].
     pub fn resolve(self) -> Result<tch::Device> {
         match self {
             Self::Auto => Ok(tch::Device::cuda_if_available()),

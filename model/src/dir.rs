@@ -139,7 +139,8 @@ impl ModelDir {
 /// classifier head); its name is returned. Any other absent variable, or a
 /// shape that differs, is an error that names the tensor.
 pub fn load_weights(vs: &mut VarStore, file: &Path, optional: &[&str]) -> Result<Vec<String>> {
-    let tensors: HashMap<String, Tensor> = Tensor::read_safetensors(file)?.into_iter().collect();
+    let read = Tensor::read_safetensors(file).map_err(ModelError::torch)?;
+    let tensors: HashMap<String, Tensor> = read.into_iter().collect();
     let mut left_at_init = Vec::new();
     let _guard = tch::no_grad_guard();
     let mut variables: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
@@ -155,7 +156,7 @@ pub fn load_weights(vs: &mut VarStore, file: &Path, optional: &[&str]) -> Result
         if source.size() != var.size() {
             return Err(ModelError::ShapeMismatch { file: file.into(), name, expected: var.size(), found: source.size() });
         }
-        var.f_copy_(&source.to_kind(var.kind()))?;
+        var.f_copy_(&source.to_kind(var.kind())).map_err(ModelError::torch)?;
     }
     Ok(left_at_init)
 }
@@ -202,7 +203,7 @@ pub fn save_weights(vs: &VarStore, file: &Path) -> Result<()> {
     let mut tensors = Vec::new();
     for (name, tensor) in vs.variables() {
         let flat = tensor.detach().to_kind(Kind::Float).to_device(tch::Device::Cpu).contiguous().view(-1);
-        let values = Vec::<f32>::try_from(&flat)?;
+        let values = Vec::<f32>::try_from(&flat).map_err(ModelError::torch)?;
         let shape = tensor.size().iter().map(|&d| usize::try_from(d).unwrap_or(0)).collect();
         tensors.push((name, F32Bytes { shape, bytes: values.iter().flat_map(|v| v.to_le_bytes()).collect() }));
     }

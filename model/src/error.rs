@@ -25,13 +25,18 @@ pub enum ModelError {
     DeviceUnavailable(String),
     #[error("fp16 needs a CUDA device")]
     HalfOnCpu,
+    /// A libtorch error, as its message (the error type stays inside this crate).
     #[error("torch: {0}")]
-    Torch(#[from] tch::TchError),
+    Torch(String),
     #[error("the model thread has stopped")]
     ThreadGone,
 }
 
 impl ModelError {
+    pub(crate) fn torch(e: tch::TchError) -> Self {
+        ModelError::Torch(e.to_string())
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
         move |source| ModelError::Io { path, source }

@@ -145,7 +145,8 @@ impl EncodedBatch {
 
     /// `input_ids` and the attention mask on `device`; no mask when nothing is
     /// padded (the model then runs unmasked, decided here on the host rather
-    /// than by reading the mask back from the device).
+    /// than by reading the mask back from the device). For the model thread
+    /// and for training: callers elsewhere hand the batch to a handle.
     pub fn to_tensors(&self, device: Device) -> (Tensor, Option<Tensor>) {
         let shape = [self.rows as i64, self.seq_len as i64];
         let ids = Tensor::from_slice(&self.ids).view(shape).to_device(device);

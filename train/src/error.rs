@@ -1,6 +1,6 @@
 use std::path::PathBuf;
 
-use crate::error::ModelError;
+use model::ModelError;
 
 /// What can go wrong preparing data, training or evaluating; each names its file (and line).
 #[derive(Debug, thiserror::Error)]

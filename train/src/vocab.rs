@@ -27,7 +27,7 @@ use tokenizers::{
     Trainer,
 };
 
-use super::error::{Result, TrainError};
+use crate::error::{Result, TrainError};
 
 pub const SPECIAL_TOKENS: [&str; 5] = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"];
 

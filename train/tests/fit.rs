@@ -5,12 +5,14 @@
 
 use std::path::{Path, PathBuf};
 
-use bertstream_model::train::evaluate::{evaluate_file, predict_file};
-use bertstream_model::train::fit::{fit, FitOptions, FitSummary, Schedule};
-use bertstream_model::train::init::Start;
-use bertstream_model::train::vocab::is_cjk;
-use bertstream_model::train::{split_file, TrainError};
-use bertstream_model::{Classifier, LoadOptions};
+use bertstream_train::evaluate::{evaluate_file, predict_file};
+use bertstream_train::fit::{fit, FitOptions};
+use bertstream_train::init::Start;
+use bertstream_train::summary::FitSummary;
+use bertstream_train::train_loop::Schedule;
+use bertstream_train::vocab::is_cjk;
+use bertstream_train::{split_file, TrainError};
+use model::{Classifier, LoadOptions};
 
 mod common;
 use common::{assert_beats_majority, fixtures, run_transformers_check, serial, small_schedule, tiny_shape};
@@ -43,7 +45,7 @@ fn scratch_fit_learns_and_writes_a_loadable_model() {
     let data = split(tmp.path());
     let out = tmp.path().join("model");
     let summary: FitSummary = fit(&options(&data, &out, 4)).expect("fit");
-    eprintln!("{}", bertstream_model::train::report::fit_report(&summary));
+    eprintln!("{}", bertstream_train::report::fit_report(&summary));
     assert_beats_majority(&summary.dev);
     assert_eq!(summary.history.len(), 4);
     for file in [
@@ -210,9 +212,10 @@ fn init_from_a_checkpoint_gets_a_head_for_the_data_labels() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let data = split(tmp.path());
     let out = tmp.path().join("tuned");
-    // tiny-bert was made for labels -1/0/1; this data has -1/1, so its head is replaced.
+    // The model crate's parity fixture, tiny-bert, was made for labels -1/0/1;
+    // this data has -1/1, so its head is replaced.
     let options = FitOptions {
-        start: Start::Init(fixtures().join("tiny-bert")),
+        start: Start::Init(Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/tiny-bert")),
         test: None,
         schedule: small_schedule(1, 1e-3, 3),
         ..options(&data, &out, 1)

@@ -1,8 +1,9 @@
 //! `pretrain`'s targets: BERT's masking recipe, and each text's bag of words.
 
-use super::data::SplitMix64;
-use super::error::{Result, TrainError};
-use crate::tokenize::{EncodedBatch, TextEncoder};
+use model::tokenize::{EncodedBatch, TextEncoder};
+
+use crate::data::SplitMix64;
+use crate::error::{Result, TrainError};
 
 /// Which tokens a masked-LM step predicts, and the inputs it sees instead.
 #[derive(Debug, Clone, PartialEq)]

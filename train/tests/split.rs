@@ -4,8 +4,8 @@
 use std::collections::HashSet;
 use std::path::Path;
 
-use bertstream_model::train::data::{dedupe, read_tsv, split, Example, Ratios};
-use bertstream_model::train::{split_file, TrainError};
+use bertstream_train::data::{dedupe, read_tsv, split, Example, Ratios};
+use bertstream_train::{split_file, TrainError};
 
 fn example(label: &str, text: &str) -> Example {
     Example { label: label.into(), text: text.into() }

@@ -4,11 +4,16 @@
 
 use std::path::{Path, PathBuf};
 
-use super::error::{Result, TrainError};
-use super::fit::FitSummary;
-use super::init::Prepared;
-use super::{chart, report};
-use crate::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use model::config::BertConfig;
+use model::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use model::tokenize::TextEncoder;
+use tch::nn::VarStore;
+
+use crate::error::{Result, TrainError};
+use crate::init::Prepared;
+use crate::metrics::Metrics;
+use crate::summary::FitSummary;
+use crate::{chart, report};
 
 pub const METRICS_FILE: &str = "metrics.json";
 pub const REPORT_FILE: &str = "report.txt";
@@ -62,26 +67,53 @@ impl Drop for OutputDir {
     }
 }
 
-pub(super) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
+pub(crate) fn write_json(path: &Path, value: &impl serde::Serialize) -> Result<()> {
     let text = serde_json::to_string_pretty(value).map_err(|e| TrainError::Invalid(e.to_string()))?;
     std::fs::write(path, text + "\n").map_err(TrainError::io(path))
 }
 
-/// Config, weights, tokenizer, `bertstream.json`, `metrics.json`, the text report and the chart.
-pub fn write_model_dir(out: &OutputDir, p: &Prepared, summary: &FitSummary, data_digest: &str, max_seq_len: usize) -> Result<()> {
-    let dir = out.path();
-    write_json(&dir.join(CONFIG_FILE), &p.config)?;
-    save_weights(&p.vs, &dir.join(WEIGHTS_FILE))?;
-    p.encoder.save(&dir.join(TOKENIZER_FILE))?;
-    let headline = |m: &super::metrics::Metrics| serde_json::json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "examples": m.examples});
-    let meta = Meta {
+/// `bertstream.json` for a model trained now, with inputs of up to `max_seq_len` tokens.
+pub fn meta(max_seq_len: usize) -> Meta {
+    Meta {
         max_seq_len,
+        created_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
+        ..Default::default()
+    }
+}
+
+/// What every model directory holds, `fit`'s and `pretrain`'s alike: config,
+/// weights, tokenizer and `bertstream.json`.
+pub fn write_checkpoint(
+    dir: &Path,
+    config: &BertConfig,
+    vs: &VarStore,
+    encoder: &TextEncoder,
+    meta: &Meta,
+) -> Result<()> {
+    write_json(&dir.join(CONFIG_FILE), config)?;
+    save_weights(vs, &dir.join(WEIGHTS_FILE))?;
+    encoder.save(&dir.join(TOKENIZER_FILE))?;
+    write_json(&dir.join(META_FILE), meta)
+}
+
+/// `fit`'s model directory: the checkpoint (with the data digest and headline
+/// metrics in `bertstream.json`), `metrics.json`, the text report and the chart.
+pub fn write_model_dir(
+    out: &OutputDir,
+    p: &Prepared,
+    summary: &FitSummary,
+    data_digest: &str,
+    max_seq_len: usize,
+) -> Result<()> {
+    let dir = out.path();
+    let headline =
+        |m: &Metrics| serde_json::json!({"accuracy": m.accuracy, "macro_f1": m.macro_f1, "examples": m.examples});
+    let meta = Meta {
         data_digest: Some(data_digest.into()),
         metrics: Some(serde_json::json!({"dev": headline(&summary.dev), "test": summary.test.as_ref().map(headline)})),
-        created_at: Some(chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)),
-        extra: Default::default(),
+        ..meta(max_seq_len)
     };
-    write_json(&dir.join(META_FILE), &meta)?;
+    write_checkpoint(dir, &p.config, &p.vs, &p.encoder, &meta)?;
     write_json(&dir.join(METRICS_FILE), summary)?;
     let text = report::fit_report(summary);
     std::fs::write(dir.join(REPORT_FILE), &text).map_err(TrainError::io(dir.join(REPORT_FILE)))?;

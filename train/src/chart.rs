@@ -8,8 +8,8 @@ use std::sync::OnceLock;
 use plotters::prelude::*;
 use plotters::style::{register_font, FontStyle};
 
-use super::fit::FitSummary;
-use super::metrics::Metrics;
+use crate::metrics::Metrics;
+use crate::summary::{EpochRecord, FitSummary};
 
 const FONT_CANDIDATES: [&str; 4] = [
     "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -50,7 +50,7 @@ pub fn draw(path: &Path, summary: &FitSummary) -> Result<(), String> {
 type Area<'a> = DrawingArea<BitMapBackend<'a>, plotters::coord::Shift>;
 type DrawResult = Result<(), Box<dyn std::error::Error>>;
 /// A curve: its legend, colour and the value it plots from each record.
-type Series = (&'static str, RGBColor, fn(&super::report::EpochRecord) -> f64);
+type Series = (&'static str, RGBColor, fn(&EpochRecord) -> f64);
 
 fn curves(area: &Area<'_>, s: &FitSummary) -> DrawResult {
     let max_epoch = s.history.iter().map(|r| r.epoch).fold(0.0, f64::max).max(1.0);

@@ -3,10 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use bertstream_model::train::fit::Schedule;
-use bertstream_model::train::init::ScratchShape;
-use bertstream_model::train::vocab::VocabOptions;
-use bertstream_model::train::metrics::Metrics;
+use bertstream_train::init::ScratchShape;
+use bertstream_train::metrics::Metrics;
+use bertstream_train::train_loop::Schedule;
+use bertstream_train::vocab::VocabOptions;
 
 pub fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")

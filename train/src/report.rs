@@ -2,49 +2,9 @@
 //! precision/recall/F1 and the confusion matrix.
 
 use std::fmt::Write;
-use std::time::Instant;
 
-use serde::{Deserialize, Serialize};
-
-use super::fit::FitSummary;
-use super::metrics::Metrics;
-
-/// One dev evaluation during training.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EpochRecord {
-    /// Epochs done, fractional when evaluated mid-epoch.
-    pub epoch: f64,
-    pub step: usize,
-    /// Mean training loss since the previous evaluation.
-    pub train_loss: f64,
-    pub lr: f64,
-    pub dev_loss: f64,
-    pub dev_accuracy: f64,
-    pub dev_macro_f1: f64,
-    pub seconds: f64,
-}
-
-impl EpochRecord {
-    pub fn new(epoch: f64, step: usize, train_loss: f64, lr: f64, dev: &Metrics, started: Instant) -> Self {
-        Self {
-            epoch,
-            step,
-            train_loss,
-            lr,
-            dev_loss: dev.loss.unwrap_or(f64::NAN),
-            dev_accuracy: dev.accuracy,
-            dev_macro_f1: dev.macro_f1,
-            seconds: started.elapsed().as_secs_f64(),
-        }
-    }
-
-    pub fn line(&self) -> String {
-        format!(
-            "epoch {:>5.2}  step {:>6}  train loss {:.4}  dev loss {:.4}  dev acc {:.4}  dev macro-F1 {:.4}  ({:.0}s)",
-            self.epoch, self.step, self.train_loss, self.dev_loss, self.dev_accuracy, self.dev_macro_f1, self.seconds
-        )
-    }
-}
+use crate::metrics::Metrics;
+use crate::summary::FitSummary;
 
 /// Accuracy, macro-F1, the per-class table and the confusion matrix.
 pub fn metrics_table(m: &Metrics) -> String {

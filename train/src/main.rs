@@ -1,18 +1,19 @@
 //! `bertstream-train`: split labelled data, train a classifier, evaluate it, predict.
-//! A thin shell over `bertstream_model::train`.
+//! A thin shell over the `bertstream_train` library.
 
 use std::io::Write;
 use std::path::PathBuf;
 
 use anyhow::Context;
-use bertstream_model::train::data::Ratios;
-use bertstream_model::train::fit::{fit, FitOptions, Schedule};
-use bertstream_model::train::init::{ScratchShape, Start};
-use bertstream_model::train::vocab::VocabOptions;
-use bertstream_model::train::pretrain::{pretrain, PretrainOptions};
-use bertstream_model::train::{evaluate, report, split_file, SPLIT_FILES};
-use bertstream_model::{DeviceSpec, LoadOptions};
+use bertstream_train::data::Ratios;
+use bertstream_train::fit::{fit, FitOptions};
+use bertstream_train::init::{ScratchShape, Start};
+use bertstream_train::pretrain::{pretrain, PretrainOptions};
+use bertstream_train::train_loop::Schedule;
+use bertstream_train::vocab::VocabOptions;
+use bertstream_train::{evaluate, report, split_file, SPLIT_FILES};
 use clap::{Args, Parser, Subcommand};
+use model::{DeviceSpec, LoadOptions};
 
 #[derive(Parser)]
 #[command(

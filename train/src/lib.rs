@@ -1,15 +1,19 @@
-//! Training, evaluation and export behind `bertstream-train`:
+//! Training, evaluation and export behind `bertstream-train`, on the model
+//! crate's BERT modules. Modules use only those listed before them:
 //!
-//! - [`data`]: the labelled TSV, de-duplication and the stratified split;
+//! - [`error`]; [`data`]: the labelled TSV, de-duplication and the stratified split;
+//! - [`metrics`]: accuracy, macro-F1, per class; [`summary`]: what a fit measured;
+//! - [`report`], [`chart`]: a fit's summary as text and PNG;
 //! - [`vocab`]: a WordPiece vocabulary from the training texts (`--scratch`);
 //! - [`init`]: the starting model, scratch or an HF checkpoint;
-//! - [`optim`]: AdamW as torch computes it, clipping, the schedule;
-//! - [`fit`]: the training loop; [`output`]: the model directory, written atomically;
+//! - [`optim`]: AdamW as torch computes it, clipping, the learning-rate schedule;
+//! - [`masking`]: masked-LM targets (BERT's masking recipe, bags of words);
 //!   [`ngram`]: the TF-IDF n-gram teacher of `fit --ngram-teacher`;
-//! - [`pretrain`]: masked-LM pretraining from scratch, a starting point for `fit --init`;
-//!   [`masking`]: its targets (BERT's masking recipe, bags of words);
 //! - [`evaluate`]: batched scoring, `eval` and `predict`;
-//! - [`metrics`], [`report`], [`chart`]: what a run measured, as text and PNG.
+//! - [`output`]: the model directory, written atomically;
+//! - [`train_loop`]: the loop `fit` and `pretrain` share (batches, time budget, progress);
+//! - [`fit`]: train a classifier; [`pretrain`]: masked-LM pretraining from
+//!   scratch, a starting point for `fit --init`.
 
 pub mod chart;
 pub mod data;
@@ -24,6 +28,8 @@ pub mod optim;
 pub mod output;
 pub mod pretrain;
 pub mod report;
+pub mod summary;
+pub mod train_loop;
 pub mod vocab;
 
 use std::collections::BTreeMap;

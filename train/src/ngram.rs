@@ -9,8 +9,8 @@ use std::collections::HashMap;
 
 use tch::Tensor;
 
-use super::data::SplitMix64;
-use super::error::{Result, TrainError};
+use crate::data::SplitMix64;
+use crate::error::{Result, TrainError};
 
 const FOLDS: usize = 5;
 /// Inverse strength of the L2 penalty against the summed log-loss (scikit-learn's `C`).

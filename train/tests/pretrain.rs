@@ -4,11 +4,11 @@
 
 use std::path::{Path, PathBuf};
 
-use bertstream_model::train::fit::{fit, FitOptions};
-use bertstream_model::train::init::Start;
-use bertstream_model::train::pretrain::{pretrain, PretrainEpoch, PretrainOptions, PretrainSummary};
-use bertstream_model::train::split_file;
-use bertstream_model::{Classifier, LoadOptions};
+use bertstream_train::fit::{fit, FitOptions};
+use bertstream_train::init::Start;
+use bertstream_train::pretrain::{pretrain, PretrainEpoch, PretrainOptions, PretrainSummary};
+use bertstream_train::split_file;
+use model::{Classifier, LoadOptions};
 
 mod common;
 use common::{assert_beats_majority, fixtures, run_transformers_check, serial, small_schedule, tiny_shape};

