@@ -5,7 +5,7 @@
 //! Cargo has no way to pass link arguments on to dependent crates, so the
 //! folder (read from torch-sys, a direct dependency) is also passed on as this
 //! package's `links` metadata: each crate that builds binaries linking libtorch
-//! (train, worker, tests) has a build.rs of a few lines that turns
+//! (train, worker, tests) uses `dependent-build.rs`, which turns
 //! `DEP_BERTSTREAM_MODEL_LIBTORCH_LIB` and `DEP_BERTSTREAM_MODEL_LINK_TORCH`
 //! into the same link arguments.
 fn main() {
