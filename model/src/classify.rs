@@ -107,11 +107,12 @@ impl Classifier {
     }
 
     fn prediction(&self, scores: Vec<f32>) -> Prediction {
-        let (index, score) = scores
-            .iter()
-            .copied()
-            .enumerate()
-            .fold((0, f32::NEG_INFINITY), |best, (i, s)| if s > best.1 { (i, s) } else { best });
+        let (index, score) =
+            scores
+                .iter()
+                .copied()
+                .enumerate()
+                .fold((0, f32::NEG_INFINITY), |best, (i, s)| if s > best.1 { (i, s) } else { best });
         Prediction { index, label: self.labels[index].clone(), score, scores }
     }
 }

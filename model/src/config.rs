@@ -45,16 +45,36 @@ pub struct BertConfig {
 }
 
 mod d {
-    pub fn vocab_size() -> i64 { 30522 }
-    pub fn hidden_size() -> i64 { 768 }
-    pub fn num_hidden_layers() -> i64 { 12 }
-    pub fn num_attention_heads() -> i64 { 12 }
-    pub fn intermediate_size() -> i64 { 3072 }
-    pub fn hidden_act() -> String { "gelu".into() }
-    pub fn dropout() -> f64 { 0.1 }
-    pub fn max_position_embeddings() -> i64 { 512 }
-    pub fn type_vocab_size() -> i64 { 2 }
-    pub fn layer_norm_eps() -> f64 { 1e-12 }
+    pub fn vocab_size() -> i64 {
+        30522
+    }
+    pub fn hidden_size() -> i64 {
+        768
+    }
+    pub fn num_hidden_layers() -> i64 {
+        12
+    }
+    pub fn num_attention_heads() -> i64 {
+        12
+    }
+    pub fn intermediate_size() -> i64 {
+        3072
+    }
+    pub fn hidden_act() -> String {
+        "gelu".into()
+    }
+    pub fn dropout() -> f64 {
+        0.1
+    }
+    pub fn max_position_embeddings() -> i64 {
+        512
+    }
+    pub fn type_vocab_size() -> i64 {
+        2
+    }
+    pub fn layer_norm_eps() -> f64 {
+        1e-12
+    }
 }
 
 /// The activations BERT checkpoints use.
@@ -104,11 +124,9 @@ impl BertConfig {
     pub fn labels(&self) -> Result<Vec<String>> {
         let mut labels = vec![None; self.id2label.len()];
         for (index, label) in &self.id2label {
-            let i: usize = index
-                .parse()
-                .ok()
-                .filter(|i| *i < labels.len())
-                .ok_or_else(|| ModelError::BadConfig(format!("id2label key `{index}` is not a class index 0..{}", labels.len())))?;
+            let i: usize = index.parse().ok().filter(|i| *i < labels.len()).ok_or_else(|| {
+                ModelError::BadConfig(format!("id2label key `{index}` is not a class index 0..{}", labels.len()))
+            })?;
             labels[i] = Some(label.clone());
         }
         Ok(labels.into_iter().flatten().collect())

@@ -70,7 +70,10 @@ impl ModelDir {
         let meta_path = path.join(META_FILE);
         let meta = if meta_path.is_file() {
             let text = std::fs::read_to_string(&meta_path).map_err(ModelError::io(&meta_path))?;
-            Some(serde_json::from_str(&text).map_err(|e| ModelError::BadFile { path: meta_path, message: e.to_string() })?)
+            Some(
+                serde_json::from_str(&text)
+                    .map_err(|e| ModelError::BadFile { path: meta_path, message: e.to_string() })?,
+            )
         } else {
             None
         };
@@ -154,7 +157,12 @@ pub fn load_weights(vs: &mut VarStore, file: &Path, optional: &[&str]) -> Result
             return Err(ModelError::MissingTensor { file: file.into(), name });
         };
         if source.size() != var.size() {
-            return Err(ModelError::ShapeMismatch { file: file.into(), name, expected: var.size(), found: source.size() });
+            return Err(ModelError::ShapeMismatch {
+                file: file.into(),
+                name,
+                expected: var.size(),
+                found: source.size(),
+            });
         }
         var.f_copy_(&source.to_kind(var.kind())).map_err(ModelError::torch)?;
     }

@@ -23,7 +23,8 @@ struct Case {
 fn expected() -> Vec<Case> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert-expected.json");
     let json: Value = serde_json::from_str(&std::fs::read_to_string(path).expect("fixture")).expect("json");
-    let numbers = |v: &Value| v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect::<Vec<_>>();
+    let numbers =
+        |v: &Value| v.as_array().expect("array").iter().map(|x| x.as_f64().expect("number")).collect::<Vec<_>>();
     json["cases"]
         .as_array()
         .expect("cases")
@@ -60,7 +61,12 @@ fn token_ids_match_transformers_from_tokenizer_json_and_from_vocab_txt() {
     let vocab_only = copy_fixture(&["tokenizer.json"]);
     let from_vocab = load(vocab_only.path());
     for case in &cases {
-        assert_eq!(from_json.encoder().encode(&case.text).expect("encode"), case.ids, "tokenizer.json: {:?}", case.text);
+        assert_eq!(
+            from_json.encoder().encode(&case.text).expect("encode"),
+            case.ids,
+            "tokenizer.json: {:?}",
+            case.text
+        );
         assert_eq!(from_vocab.encoder().encode(&case.text).expect("encode"), case.ids, "vocab.txt: {:?}", case.text);
     }
 }
@@ -78,7 +84,11 @@ fn logits_match_transformers_in_fp32() {
         for (col, want) in case.logits.iter().enumerate() {
             let got = logits.double_value(&[row as i64, col as i64]);
             worst = worst.max((got - want).abs());
-            assert!((got - want).abs() < LOGIT_TOLERANCE, "{:?} logit {col}: got {got}, transformers {want}", case.text);
+            assert!(
+                (got - want).abs() < LOGIT_TOLERANCE,
+                "{:?} logit {col}: got {got}, transformers {want}",
+                case.text
+            );
         }
     }
     eprintln!("largest logit difference from transformers: {worst:e}");

@@ -37,7 +37,11 @@ impl KafkaOptions {
 
     /// A client's settings in the order to apply them: `defaults`, these
     /// options, then `pinned`.
-    pub fn settings<'a>(&'a self, defaults: &[(&'a str, &'a str)], pinned: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    pub fn settings<'a>(
+        &'a self,
+        defaults: &[(&'a str, &'a str)],
+        pinned: &[(&'a str, &'a str)],
+    ) -> Vec<(&'a str, &'a str)> {
         let options = self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()));
         defaults.iter().copied().chain(options).chain(pinned.iter().copied()).collect()
     }
@@ -94,7 +98,8 @@ mod tests {
 
     #[test]
     fn options_override_defaults_and_pinned_settings_override_options() {
-        let options = KafkaOptions::from_vars(vars(&[("KAFKA_OPT_LINGER_MS", "50"), ("KAFKA_OPT_ENABLE_IDEMPOTENCE", "false")]));
+        let options =
+            KafkaOptions::from_vars(vars(&[("KAFKA_OPT_LINGER_MS", "50"), ("KAFKA_OPT_ENABLE_IDEMPOTENCE", "false")]));
         let pinned = [("enable.idempotence", "true")];
         let settings = options.settings(&[("linger.ms", "5")], &pinned);
         let last = |name: &str| settings.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| *v);
@@ -110,7 +115,9 @@ mod tests {
             ("KAFKA_OPT_SASL_USERNAME", "alice"),
             ("KAFKA_OPT_SSL_KEY_PASSWORD", "k3y"),
         ]));
-        assert!(is_secret("sasl.password") && is_secret("sasl.oauthbearer.client.secret") && !is_secret("sasl.username"));
+        assert!(
+            is_secret("sasl.password") && is_secret("sasl.oauthbearer.client.secret") && !is_secret("sasl.username")
+        );
         let text = options.redact("Invalid value \"hunter2\" for sasl.password; k3y; user alice");
         assert_eq!(text, "Invalid value \"***\" for sasl.password; ***; user alice");
         let debug = format!("{options:?}");

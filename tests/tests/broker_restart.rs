@@ -27,11 +27,17 @@ async fn broker_restart_mid_run_loses_nothing() {
     assert!(at_stop < TOTAL, "the broker stopped after the run had finished");
     tokio::time::sleep(Duration::from_secs(5)).await;
     services("start-kafka");
-    wait_until(Duration::from_secs(300), "every row after the broker returns", || async { stored_count(&db).await == TOTAL }).await;
+    wait_until(Duration::from_secs(300), "every row after the broker returns", || async {
+        stored_count(&db).await == TOTAL
+    })
+    .await;
     stop_and_audit([&mut worker], &topics, &db).await;
 }
 
 fn services(command: &str) {
-    let status = std::process::Command::new(repo_root().join("scripts/services.sh")).arg(command).status().expect("services.sh runs");
+    let status = std::process::Command::new(repo_root().join("scripts/services.sh"))
+        .arg(command)
+        .status()
+        .expect("services.sh runs");
     assert!(status.success(), "scripts/services.sh {command} failed");
 }

@@ -55,7 +55,11 @@ impl Drop for KillOnDrop {
 
 fn python() -> PathBuf {
     let venv = repo_root().join(".venv/bin/python");
-    if venv.is_file() { venv } else { PathBuf::from("python3") }
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
 }
 
 fn strings(v: &Value) -> Vec<String> {

@@ -43,7 +43,8 @@ async fn the_short_demo_fills_postgres_and_serves_the_page_until_ctrl_c() {
     }
     assert!(output.contains("Counts by label"), "{output}");
 
-    let test_lines = std::fs::read_to_string(format!("{demo_dir}/split/test.tsv")).expect("test split")
+    let test_lines = std::fs::read_to_string(format!("{demo_dir}/split/test.tsv"))
+        .expect("test split")
         .lines()
         .filter(|l| !l.is_empty() && *l != "label\ttext")
         .count() as i64;

@@ -25,12 +25,14 @@ async fn kill_9_mid_run_then_restart_loses_nothing() {
     let committed = committed_offsets(&topics.input, &topics.group);
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db).await.expect("connect");
     for (partition, offset) in &committed {
-        let below: i64 = sqlx::query_scalar("SELECT count(*) FROM classifications WHERE source_partition = $1 AND source_offset < $2")
-            .bind(partition)
-            .bind(offset)
-            .fetch_one(&mut conn)
-            .await
-            .expect("count");
+        let below: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM classifications WHERE source_partition = $1 AND source_offset < $2",
+        )
+        .bind(partition)
+        .bind(offset)
+        .fetch_one(&mut conn)
+        .await
+        .expect("count");
         assert!(below >= *offset, "partition {partition}: committed {offset} but only {below} rows below it");
     }
     let mut worker = Worker::start(&topics, &db, &[]);
@@ -80,7 +82,17 @@ async fn sigterm_while_starting_up_exits_0() {
 
 /// The longest wait for Postgres a JSON log reports (`"waited_secs":N`).
 fn waited_secs(log: &str) -> u64 {
-    log.split("\"waited_secs\":").skip(1).filter_map(|rest| rest.trim_start_matches(|c: char| !c.is_ascii_digit()).split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()).max().unwrap_or(0)
+    log.split("\"waited_secs\":")
+        .skip(1)
+        .filter_map(|rest| {
+            rest.trim_start_matches(|c: char| !c.is_ascii_digit())
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A worker started while Postgres is down waits for it as long as a running

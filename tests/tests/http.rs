@@ -8,20 +8,22 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::Request;
-use worker::http::routes::ENDPOINTS;
-use worker::config::HttpArgs;
 use chrono::{TimeZone, Utc};
 use http_support::*;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket};
+use worker::config::HttpArgs;
+use worker::http::routes::ENDPOINTS;
 
 const LABELS: [&str; 3] = ["-1", "0", "1"];
 
 #[tokio::test(flavor = "multi_thread")]
 async fn classify_answers_every_text_with_label_scores_and_model() {
     let app = TestApp::new(open_args(), Lane::Model).await;
-    let reply = app.call(post_json("/v1/classify", r#"{"texts": ["手机很好，漂亮时尚", "The phone is great", "屏幕太小了"]}"#)).await;
+    let reply = app
+        .call(post_json("/v1/classify", r#"{"texts": ["手机很好，漂亮时尚", "The phone is great", "屏幕太小了"]}"#))
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let body = reply.json();
     assert!(body["model"].as_str().is_some_and(|m| m.starts_with("tiny-bert@")), "{body}");
@@ -61,7 +63,8 @@ async fn bad_classify_requests_get_json_errors_with_the_right_status() {
         reply.assert_error(status, code);
     }
     // Invalid UTF-8 inside a JSON string.
-    let mut req = Request::post("/v1/classify").body(Body::from(b"{\"text\": \"\xff\xfe\"}".to_vec())).expect("request");
+    let mut req =
+        Request::post("/v1/classify").body(Body::from(b"{\"text\": \"\xff\xfe\"}".to_vec())).expect("request");
     req.extensions_mut().insert(peer("127.0.0.1:1"));
     app.call(req).await.assert_error(400, "bad_request");
     // A body over the limit without Content-Length (chunked) is cut off while streaming.
@@ -96,7 +99,12 @@ async fn tokens_are_required_when_configured_and_public_routes_stay_open() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn over_the_rate_a_client_gets_429_with_retry_after_and_others_do_not() {
-    let args = HttpArgs { rate_limit_per_sec: 1, rate_limit_burst: 2, trusted_proxies: "10.0.0.0/8".into(), ..HttpArgs::default() };
+    let args = HttpArgs {
+        rate_limit_per_sec: 1,
+        rate_limit_burst: 2,
+        trusted_proxies: "10.0.0.0/8".into(),
+        ..HttpArgs::default()
+    };
     let app = TestApp::new(args, Lane::Model).await;
     let from = |addr: &str, xff: Option<&str>| {
         let mut req = get("/v1/stats");
@@ -144,7 +152,12 @@ async fn refused_tokens_count_against_the_address_rate() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn the_limiter_remembers_a_bounded_number_of_clients() {
-    let args = HttpArgs { rate_limit_per_sec: 1000, rate_limit_burst: 1000, rate_limit_max_clients: 50, ..HttpArgs::default() };
+    let args = HttpArgs {
+        rate_limit_per_sec: 1000,
+        rate_limit_burst: 1000,
+        rate_limit_max_clients: 50,
+        ..HttpArgs::default()
+    };
     let app = TestApp::new(args, Lane::Model).await;
     let router = app.router();
     for i in 0..500u32 {
@@ -193,7 +206,10 @@ async fn reviews_by_id_and_newest_first_pages_by_keyset() {
     let one = app.call(get("/v1/reviews/r-2")).await;
     assert_eq!(one.status, 200);
     let one = one.json();
-    assert_eq!((one["id"].as_str(), one["label"].as_str(), one["text"].as_str()), (Some("r-2"), Some("-1"), Some("电池不耐用")));
+    assert_eq!(
+        (one["id"].as_str(), one["label"].as_str(), one["text"].as_str()),
+        (Some("r-2"), Some("-1"), Some("电池不耐用"))
+    );
     assert_eq!(one["source"], json!({"topic": "reviews", "partition": 0, "offset": 1}));
     app.call(get("/v1/reviews/nope")).await.assert_error(404, "not_found");
 
@@ -209,7 +225,8 @@ async fn reviews_by_id_and_newest_first_pages_by_keyset() {
     }
     assert_eq!(seen, ["r-5", "r-4", "r-3", "r-2", "r-1"]);
     let positives = app.call(get("/v1/reviews?label=1")).await.json();
-    let ids: Vec<&str> = positives["items"].as_array().expect("items").iter().filter_map(|r| r["id"].as_str()).collect();
+    let ids: Vec<&str> =
+        positives["items"].as_array().expect("items").iter().filter_map(|r| r["id"].as_str()).collect();
     assert_eq!(ids, ["r-5", "r-3", "r-1"]);
     assert_eq!(positives["next"], Value::Null);
 
@@ -257,7 +274,14 @@ async fn encode_answers_in_the_bert_base_serving_format() {
     assert!(scores.iter().all(|s| s.as_f64().is_some_and(|s| s > 1.0 / 3.0 - 1e-6 && s <= 1.0)), "top probabilities");
 
     // A string id and pre-tokenized texts, the way bert-base also took them; no content type (old clients).
-    let reply = app.call(request("POST", "/encode", "text/plain", r#"{"id": "abc", "texts": [["手", "机", "好"]], "is_tokenized": true}"#.into())).await;
+    let reply = app
+        .call(request(
+            "POST",
+            "/encode",
+            "text/plain",
+            r#"{"id": "abc", "texts": [["手", "机", "好"]], "is_tokenized": true}"#.into(),
+        ))
+        .await;
     assert_eq!(reply.json()["id"], "abc");
     app.call(post_json("/encode", r#"{"id": 1, "texts": [1]}"#)).await.assert_error(422, "invalid_input");
 }
@@ -267,7 +291,9 @@ async fn the_demo_query_api_takes_a_form_or_json_and_answers_label_per_line() {
     let app = TestApp::new(open_args(), Lane::Model).await;
     // As the old page sent it: `data: "text=" + txt` (raw UTF-8, form content type).
     let form = "text=手机很好，漂亮时尚\n\n电池  不耐用\n";
-    let reply = app.call(request("POST", "/api/v0.1/query", "application/x-www-form-urlencoded; charset=UTF-8", form.into())).await;
+    let reply = app
+        .call(request("POST", "/api/v0.1/query", "application/x-www-form-urlencoded; charset=UTF-8", form.into()))
+        .await;
     assert_eq!(reply.status, 200, "{}", reply.text());
     let v = reply.json();
     let result = v["result"].as_array().expect("result");
@@ -279,11 +305,20 @@ async fn the_demo_query_api_takes_a_form_or_json_and_answers_label_per_line() {
 
     let json_reply = app.call(post_json("/api/v0.1/query", r#"{"text": "物流很快"}"#)).await.json();
     assert_eq!(json_reply["result"][0][1], "物流很快");
-    let encoded = app.call(request("POST", "/api/v0.1/query", "application/x-www-form-urlencoded", "text=%E5%BE%88%E5%A5%BD".into())).await.json();
+    let encoded = app
+        .call(request("POST", "/api/v0.1/query", "application/x-www-form-urlencoded", "text=%E5%BE%88%E5%A5%BD".into()))
+        .await
+        .json();
     assert_eq!(encoded["result"][0][1], "很好");
     let empty = app.call(request("POST", "/api/v0.1/query", "application/x-www-form-urlencoded", "text=".into())).await;
-    assert_eq!((empty.status.as_u16(), empty.json()), (200, json!({"result": "error"})), "the demo's answer to an empty text");
-    app.call(request("POST", "/api/v0.1/query", "application/x-www-form-urlencoded", "other=1".into())).await.assert_error(400, "bad_request");
+    assert_eq!(
+        (empty.status.as_u16(), empty.json()),
+        (200, json!({"result": "error"})),
+        "the demo's answer to an empty text"
+    );
+    app.call(request("POST", "/api/v0.1/query", "application/x-www-form-urlencoded", "other=1".into()))
+        .await
+        .assert_error(400, "bad_request");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -302,7 +337,11 @@ async fn openapi_describes_exactly_the_mounted_routes() {
         // Every described route is mounted (405 or 4xx from the handler, never the 404 fallback).
         let path = e.path.replace("{id}", "x").replace("{file}", "app.js");
         let reply = app.call(request(&e.method.to_uppercase(), &path, "application/json", "{}".into())).await;
-        assert!(reply.text().is_empty() || !reply.text().contains("no such endpoint"), "{} {path} not mounted", e.method);
+        assert!(
+            reply.text().is_empty() || !reply.text().contains("no such endpoint"),
+            "{} {path} not mounted",
+            e.method
+        );
     }
     for reference in doc.to_string().split("#/components/schemas/").skip(1) {
         let name = reference.split('"').next().expect("name");
@@ -326,7 +365,10 @@ async fn cors_allows_only_the_configured_origins() {
         req
     };
     let good = app.call(preflight("https://good.example")).await;
-    assert_eq!(good.headers.get("access-control-allow-origin").map(|v| v.as_bytes()), Some(&b"https://good.example"[..]));
+    assert_eq!(
+        good.headers.get("access-control-allow-origin").map(|v| v.as_bytes()),
+        Some(&b"https://good.example"[..])
+    );
     let bad = app.call(preflight("https://evil.example")).await;
     assert!(bad.headers.get("access-control-allow-origin").is_none());
     // Without CORS_ORIGINS, no cross-origin access at all.

@@ -83,14 +83,18 @@ async fn http_latency_under_backlog_beside_bare_model_latency() {
     let stored_before = stored_count(&db).await;
     let latencies = measure().await;
     let stored_after = stored_count(&db).await;
-    let stats: serde_json::Value = http.get(worker.url("/v1/stats")).send().await.expect("stats").json().await.expect("json");
+    let stats: serde_json::Value =
+        http.get(worker.url("/v1/stats")).send().await.expect("stats").json().await.expect("json");
     assert!(stored_after < messages as i64, "the backlog lasted through the measurement (raise BENCH_MESSAGES)");
 
     let (bare_p50, bare_p99) = summary(bare);
     let (idle_p50, idle_p99) = summary(idle);
     let (http_p50, http_p99) = summary(latencies);
     println!("model: {} (cpu, 1 torch thread), {requests} single-text requests", model_dir.display());
-    println!("backlog: {messages} messages; stored {stored_before} -> {stored_after} during the run; lag at end {}", stats["consumer_lag"]);
+    println!(
+        "backlog: {messages} messages; stored {stored_before} -> {stored_after} during the run; lag at end {}",
+        stats["consumer_lag"]
+    );
     println!("bare model, one text:          p50 {bare_p50:8.2} ms   p99 {bare_p99:8.2} ms");
     println!("POST /v1/classify, idle:       p50 {idle_p50:8.2} ms   p99 {idle_p99:8.2} ms");
     println!("POST /v1/classify, backlogged: p50 {http_p50:8.2} ms   p99 {http_p99:8.2} ms");

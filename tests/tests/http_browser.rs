@@ -17,9 +17,15 @@ fn require(ok: bool, what: &str) {
 async fn the_page_classifies_a_chinese_review_in_headless_chromium() {
     let root = repo_root();
     let chromium = std::env::var("CHROMIUM").unwrap_or_else(|_| "/usr/bin/chromium".into());
-    require(Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success()), "Node.js (`node` on PATH)");
+    require(
+        Command::new("node").arg("--version").output().is_ok_and(|o| o.status.success()),
+        "Node.js (`node` on PATH)",
+    );
     require(Path::new(&chromium).is_file(), &format!("Chromium at {chromium} (or set CHROMIUM)"));
-    require(root.join("tests/browser/node_modules/playwright-core").is_dir(), "tests/browser/node_modules (`npm ci` in tests/browser)");
+    require(
+        root.join("tests/browser/node_modules/playwright-core").is_dir(),
+        "tests/browser/node_modules (`npm ci` in tests/browser)",
+    );
 
     let topics = Topics::create(1).await;
     let db = fresh_database().await;
@@ -35,7 +41,15 @@ async fn the_page_classifies_a_chinese_review_in_headless_chromium() {
     let shots = root.join("target/browser");
     let output = tokio::task::spawn_blocking({
         let (url, shots, root) = (worker.url("/"), shots.clone(), root.clone());
-        move || Command::new("node").arg("tests/browser/page.test.mjs").arg(url).arg(shots).current_dir(root).env("CHROMIUM", chromium).output()
+        move || {
+            Command::new("node")
+                .arg("tests/browser/page.test.mjs")
+                .arg(url)
+                .arg(shots)
+                .current_dir(root)
+                .env("CHROMIUM", chromium)
+                .output()
+        }
     })
     .await
     .expect("join")

@@ -29,21 +29,32 @@ async fn a_running_worker_serves_results_classifications_and_the_old_formats() {
     let http = reqwest::Client::new();
     let post = |path: &str, body: Value| http.post(worker.url(path)).json(&body).send();
 
-    let reply = post("/v1/classify", json!({"texts": ["手机很好，漂亮时尚", "battery died in a day"]})).await.expect("classify");
+    let reply = post("/v1/classify", json!({"texts": ["手机很好，漂亮时尚", "battery died in a day"]}))
+        .await
+        .expect("classify");
     assert_eq!(reply.status(), 200);
     let body: Value = reply.json().await.expect("json");
     assert_eq!(body["results"].as_array().map(Vec::len), Some(2));
     assert!(body["model"].as_str().is_some_and(|m| m.starts_with("tiny-bert@")));
     assert_eq!(stored_count(&db).await, 30, "HTTP texts are never stored");
 
-    let page: Value = http.get(worker.url("/v1/reviews?limit=7")).send().await.expect("list").json().await.expect("json");
+    let page: Value =
+        http.get(worker.url("/v1/reviews?limit=7")).send().await.expect("list").json().await.expect("json");
     let items = page["items"].as_array().expect("items");
     assert_eq!(items.len(), 7);
     let next = page["next"].as_str().expect("a next page");
-    let rest: Value = http.get(worker.url(&format!("/v1/reviews?limit=500&before={next}"))).send().await.expect("list").json().await.expect("json");
+    let rest: Value = http
+        .get(worker.url(&format!("/v1/reviews?limit=500&before={next}")))
+        .send()
+        .await
+        .expect("list")
+        .json()
+        .await
+        .expect("json");
     assert_eq!(rest["items"].as_array().map(Vec::len), Some(23));
     let id = items[0]["id"].as_str().expect("id");
-    let one: Value = http.get(worker.url(&format!("/v1/reviews/{id}"))).send().await.expect("get").json().await.expect("json");
+    let one: Value =
+        http.get(worker.url(&format!("/v1/reviews/{id}"))).send().await.expect("get").json().await.expect("json");
     assert_eq!(one["id"], id);
     assert_eq!(http.get(worker.url("/v1/reviews/none")).send().await.expect("get").status(), 404);
     let stats: Value = http.get(worker.url("/v1/stats")).send().await.expect("stats").json().await.expect("json");
@@ -56,7 +67,10 @@ async fn a_running_worker_serves_results_classifications_and_the_old_formats() {
         .text()
         .await
         .expect("text");
-    assert!(encode.starts_with(r#"{"id":111,"result":[{"pred_label":[""#) && encode.ends_with(r#"]}],"status":200}"#), "{encode}");
+    assert!(
+        encode.starts_with(r#"{"id":111,"result":[{"pred_label":[""#) && encode.ends_with(r#"]}],"status":200}"#),
+        "{encode}"
+    );
     let query: Value = http
         .post(worker.url("/api/v0.1/query"))
         .header("content-type", "application/x-www-form-urlencoded; charset=UTF-8")
@@ -91,7 +105,12 @@ async fn tokens_and_rate_limits_come_from_the_environment_and_tokens_are_never_l
     let topics = Topics::create(1).await;
     let db = fresh_database().await;
     let secret = "tok-3f9a7c1e5b";
-    let env = [("API_TOKENS", secret), ("RATE_LIMIT_PER_SEC", "1"), ("RATE_LIMIT_BURST", "3"), ("RUST_LOG", "debug,rdkafka=warn")];
+    let env = [
+        ("API_TOKENS", secret),
+        ("RATE_LIMIT_PER_SEC", "1"),
+        ("RATE_LIMIT_BURST", "3"),
+        ("RUST_LOG", "debug,rdkafka=warn"),
+    ];
     let worker = Worker::start(&topics, &db, &env);
     wait_ready(&worker).await;
     let http = reqwest::Client::new();
@@ -136,7 +155,14 @@ async fn on_sigterm_requests_in_flight_finish_and_new_ones_are_refused() {
     let requests: Vec<_> = (0..16)
         .map(|_| {
             let (url, texts) = (url.clone(), texts.clone());
-            tokio::spawn(async move { reqwest::Client::new().post(url).json(&json!({"texts": texts})).send().await.map(|r| r.status().as_u16()) })
+            tokio::spawn(async move {
+                reqwest::Client::new()
+                    .post(url)
+                    .json(&json!({"texts": texts}))
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+            })
         })
         .collect();
     tokio::time::sleep(Duration::from_millis(150)).await;

@@ -16,7 +16,11 @@ async fn edited_reviews_read_under_backlog_keep_the_newest_version() {
     let topics = Topics::create(2).await;
     let db = fresh_database().await;
     let ids: Vec<String> = (0..400).map(|i| format!("e-{i:03}")).collect();
-    let first: Vec<_> = ids.iter().enumerate().map(|(i, id)| review(id, &sample_text(i).repeat(if i % 2 == 0 { 12 } else { 1 }))).collect();
+    let first: Vec<_> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| review(id, &sample_text(i).repeat(if i % 2 == 0 { 12 } else { 1 })))
+        .collect();
     let edits: Vec<_> = ids.iter().enumerate().map(|(i, id)| review(id, &format!("edit {i}: 好"))).collect();
     publish(&topics.input, &first).await;
     publish(&topics.input, &edits).await;

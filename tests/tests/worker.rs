@@ -19,7 +19,8 @@ async fn ten_thousand_messages_over_four_partitions_land_once_each() {
     assert_eq!(ledger.table.len(), 10_000);
     assert_eq!(ledger.output_duplicates(), 0, "no fault: nothing published twice");
     assert!(ledger.dlq.is_empty());
-    let one: schemas::ClassificationV1 = serde_json::from_slice(ledger.output[0].value.as_deref().expect("value")).expect("ClassificationV1");
+    let one: schemas::ClassificationV1 =
+        serde_json::from_slice(ledger.output[0].value.as_deref().expect("value")).expect("ClassificationV1");
     assert!(one.model.starts_with("tiny-bert@"));
     assert_eq!(one.scores.len(), 3);
 }
@@ -62,7 +63,8 @@ async fn each_poison_kind_goes_to_the_dlq_and_its_neighbours_are_stored() {
     wait_until(STEADY, "DLQ records", || async { read_all(&topics.dlq).len() >= poison.len() }).await;
     let ledger = stop_and_audit([&mut worker], &topics, &db).await;
     assert_eq!(ledger.dlq.len(), poison.len(), "each poison message once in the DLQ");
-    let input_by_key: std::collections::HashMap<String, &Record> = ledger.input.iter().map(|r| (r.key_str(), r)).collect();
+    let input_by_key: std::collections::HashMap<String, &Record> =
+        ledger.input.iter().map(|r| (r.key_str(), r)).collect();
     for (key, value, kind) in &poison {
         let record = ledger.dlq.iter().find(|r| r.key_str() == *key).unwrap_or_else(|| panic!("{key} not in the DLQ"));
         assert_eq!(header(record, "error.kind"), *kind, "{key}");
@@ -77,7 +79,10 @@ async fn each_poison_kind_goes_to_the_dlq_and_its_neighbours_are_stored() {
     assert!(ledger.table.contains(&"long-text".to_string()));
     assert_eq!(ledger.rows["dup"].text, "第二次", "the newer message of an id wins");
     for (i, _) in poison.iter().enumerate() {
-        assert!(ledger.table.contains(&format!("ok-{i}-a")) && ledger.table.contains(&format!("ok-{i}-b")), "neighbours of poison {i}");
+        assert!(
+            ledger.table.contains(&format!("ok-{i}-a")) && ledger.table.contains(&format!("ok-{i}-b")),
+            "neighbours of poison {i}"
+        );
     }
 }
 
@@ -86,14 +91,16 @@ async fn a_row_postgres_rejects_goes_alone_to_the_dlq() {
     let topics = Topics::create(1).await;
     let db = fresh_database().await;
     // Migrate first, then add a constraint that one id breaks.
-    let status = std::process::Command::new(worker_binary()).arg("migrate").env("DATABASE_URL", &db).status().expect("migrate");
+    let status =
+        std::process::Command::new(worker_binary()).arg("migrate").env("DATABASE_URL", &db).status().expect("migrate");
     assert!(status.success());
     let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&db).await.expect("connect");
     sqlx::query("ALTER TABLE classifications ADD CONSTRAINT no_culprit CHECK (review_id <> 'culprit')")
         .execute(&mut conn)
         .await
         .expect("constraint");
-    let records: Vec<_> = (0..40).map(|i| review(&if i == 17 { "culprit".into() } else { format!("n-{i}") }, &sample_text(i))).collect();
+    let records: Vec<_> =
+        (0..40).map(|i| review(&if i == 17 { "culprit".into() } else { format!("n-{i}") }, &sample_text(i))).collect();
     publish(&topics.input, &records).await;
     let mut worker = Worker::start(&topics, &db, &[("MAX_BATCH_SIZE", "64")]);
     wait_until(STEADY, "39 rows", || async { stored_count(&db).await == 39 }).await;

@@ -54,7 +54,8 @@ type Series = (&'static str, RGBColor, fn(&EpochRecord) -> f64);
 
 fn curves(area: &Area<'_>, s: &FitSummary) -> DrawResult {
     let max_epoch = s.history.iter().map(|r| r.epoch).fold(0.0, f64::max).max(1.0);
-    let max_loss = s.history.iter().flat_map(|r| [r.train_loss, r.dev_loss]).filter(|v| v.is_finite()).fold(1.0, f64::max);
+    let max_loss =
+        s.history.iter().flat_map(|r| [r.train_loss, r.dev_loss]).filter(|v| v.is_finite()).fold(1.0, f64::max);
     let mut chart = ChartBuilder::on(area)
         .caption("training (dev evaluated each epoch)", ("sans-serif", 20))
         .margin(12)
@@ -69,7 +70,8 @@ fn curves(area: &Area<'_>, s: &FitSummary) -> DrawResult {
         ("dev macro-F1", GREEN, |r| r.dev_macro_f1),
     ];
     for (name, color, value) in series {
-        let points: Vec<(f64, f64)> = s.history.iter().map(|r| (r.epoch, value(r))).filter(|p| p.1.is_finite()).collect();
+        let points: Vec<(f64, f64)> =
+            s.history.iter().map(|r| (r.epoch, value(r))).filter(|p| p.1.is_finite()).collect();
         chart
             .draw_series(LineSeries::new(points.clone(), color.stroke_width(2)))?
             .label(name)
@@ -108,11 +110,19 @@ fn confusion(area: &Area<'_>, title: &str, m: &Metrics) -> DrawResult {
             let fill = RGBColor(255 - (200.0 * shade) as u8, 255 - (120.0 * shade) as u8, 255);
             area.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], fill.filled()))?;
             area.draw(&Rectangle::new([(x, y), (x + cell, y + cell)], BLACK))?;
-            area.draw(&Text::new(n.to_string(), (x + cell / 2 - 12, y + cell / 2 - 8), ("sans-serif", 15).into_font()))?;
+            area.draw(&Text::new(
+                n.to_string(),
+                (x + cell / 2 - 12, y + cell / 2 - 8),
+                ("sans-serif", 15).into_font(),
+            ))?;
         }
     }
     for (j, label) in m.labels.iter().enumerate() {
-        area.draw(&Text::new(label.clone(), (left + j as i32 * cell + cell / 2 - 8, top - 20), ("sans-serif", 15).into_font()))?;
+        area.draw(&Text::new(
+            label.clone(),
+            (left + j as i32 * cell + cell / 2 - 8, top - 20),
+            ("sans-serif", 15).into_font(),
+        ))?;
     }
     Ok(())
 }

@@ -113,9 +113,15 @@ pub struct Ratios(pub [f64; 3]);
 impl std::str::FromStr for Ratios {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, String> {
-        let parts: Vec<f64> = s.split(':').map(|p| p.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|e| format!("`{s}`: {e}"))?;
+        let parts: Vec<f64> = s
+            .split(':')
+            .map(|p| p.trim().parse::<f64>())
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("`{s}`: {e}"))?;
         match parts[..] {
-            [a, b, c] if a > 0.0 && b >= 0.0 && c >= 0.0 && a.is_finite() && b.is_finite() && c.is_finite() => Ok(Self([a, b, c])),
+            [a, b, c] if a > 0.0 && b >= 0.0 && c >= 0.0 && a.is_finite() && b.is_finite() && c.is_finite() => {
+                Ok(Self([a, b, c]))
+            }
             _ => Err(format!("`{s}`: expected three non-negative numbers like 6:2:2, the first above 0")),
         }
     }

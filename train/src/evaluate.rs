@@ -25,7 +25,8 @@ pub fn score_all(
     let mut out = vec![Vec::new(); sequences.len()];
     for chunk in order.chunks(batch_size.max(1)) {
         let rows: Vec<Vec<i64>> = chunk.iter().map(|&i| sequences[i].clone()).collect();
-        let probabilities = logits(&EncodedBatch::pad(&rows, pad_id))?.softmax(-1, Kind::Float).to_device(tch::Device::Cpu);
+        let probabilities =
+            logits(&EncodedBatch::pad(&rows, pad_id))?.softmax(-1, Kind::Float).to_device(tch::Device::Cpu);
         let k = probabilities.size().get(1).copied().unwrap_or(0) as usize;
         let flat = Vec::<f32>::try_from(&probabilities.contiguous().view(-1))?;
         for (&i, scores) in chunk.iter().zip(flat.chunks(k.max(1))) {
@@ -43,7 +44,8 @@ fn argmax(scores: &[f32]) -> usize {
 pub fn metrics_from_scores(labels: &[String], truth: &[usize], scores: &[Vec<f32>]) -> Metrics {
     let predicted: Vec<usize> = scores.iter().map(|s| argmax(s)).collect();
     let mut metrics = Metrics::compute(labels, truth, &predicted);
-    let loss: f64 = truth.iter().zip(scores).map(|(&t, s)| -f64::from(s.get(t).copied().unwrap_or(0.0).max(1e-12)).ln()).sum();
+    let loss: f64 =
+        truth.iter().zip(scores).map(|(&t, s)| -f64::from(s.get(t).copied().unwrap_or(0.0).max(1e-12)).ln()).sum();
     metrics.loss = Some(loss / truth.len().max(1) as f64);
     metrics
 }
@@ -90,8 +92,11 @@ pub struct PredictionLine<'a> {
 /// Lines without an id are numbered from 1.
 fn parse_input(line: &str, number: usize, path: &Path) -> Result<(String, String)> {
     if line.trim_start().starts_with('{') {
-        let value: serde_json::Value = serde_json::from_str(line)
-            .map_err(|e| TrainError::BadLine { path: path.into(), line: number, message: format!("invalid JSON: {e}") })?;
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| TrainError::BadLine {
+            path: path.into(),
+            line: number,
+            message: format!("invalid JSON: {e}"),
+        })?;
         let text = value.get("text").and_then(|t| t.as_str()).ok_or_else(|| TrainError::BadLine {
             path: path.into(),
             line: number,

@@ -91,7 +91,12 @@ pub fn write_tokenizer_config(dir: &Path, encoder: &TextEncoder) -> Result<()> {
 }
 
 /// A `--scratch` model's config, and its vocabulary (written to `dir`) built from `texts`.
-pub fn scratch_config(shape: &ScratchShape, texts: &[&str], max_seq_len: usize, dir: &Path) -> Result<(BertConfig, TextEncoder)> {
+pub fn scratch_config(
+    shape: &ScratchShape,
+    texts: &[&str],
+    max_seq_len: usize,
+    dir: &Path,
+) -> Result<(BertConfig, TextEncoder)> {
     let vocab = build_vocab(texts.iter().copied(), shape.vocab)?;
     let vocab_path = dir.join(VOCAB_FILE);
     write_vocab(&vocab_path, &vocab)?;

@@ -107,12 +107,17 @@ mod tests {
         for _ in 0..200 {
             ids.extend([2, 10, 11, 12, 13, 14, 15, 16, 3, 0]);
         }
-        let batch = EncodedBatch { rows: 200, seq_len: 10, mask: ids.iter().map(|&i| i64::from(i != 0)).collect(), ids };
+        let batch =
+            EncodedBatch { rows: 200, seq_len: 10, mask: ids.iter().map(|&i| i64::from(i != 0)).collect(), ids };
         let m = mask_tokens(&batch, &scratch_ids(), 0.15, &mut SplitMix64::new(1));
-        assert!(m.positions.iter().all(|&p| ![0, 8, 9].contains(&(p % 10))), "special tokens and padding are never picked");
+        assert!(
+            m.positions.iter().all(|&p| ![0, 8, 9].contains(&(p % 10))),
+            "special tokens and padding are never picked"
+        );
         let share = m.positions.len() as f64 / 1400.0;
         assert!((0.12..0.18).contains(&share), "about 15% picked: {share}");
-        let masks = m.positions.iter().filter(|&&p| m.inputs[p as usize] == 4).count() as f64 / m.positions.len() as f64;
+        let masks =
+            m.positions.iter().filter(|&&p| m.inputs[p as usize] == 4).count() as f64 / m.positions.len() as f64;
         assert!((0.7..0.9).contains(&masks), "about 80% become [MASK]: {masks}");
         assert!(m.inputs.iter().all(|&i| i != 1), "no random replacement is a special token");
         for (&p, &t) in m.positions.iter().zip(&m.targets) {

@@ -59,7 +59,15 @@ impl Metrics {
             })
             .collect();
         let macro_f1 = if k == 0 { 0.0 } else { per_class.iter().map(|c| c.f1).sum::<f64>() / k as f64 };
-        Self { examples, accuracy: ratio(correct, examples), macro_f1, per_class, confusion, labels: labels.to_vec(), loss: None }
+        Self {
+            examples,
+            accuracy: ratio(correct, examples),
+            macro_f1,
+            per_class,
+            confusion,
+            labels: labels.to_vec(),
+            loss: None,
+        }
     }
 
     /// Accuracy of always answering the most frequent true class.

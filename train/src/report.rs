@@ -10,13 +10,24 @@ use crate::summary::FitSummary;
 pub fn metrics_table(m: &Metrics) -> String {
     let mut s = String::new();
     let width = m.labels.iter().map(|l| l.chars().count()).max().unwrap_or(5).max(9);
-    let _ = writeln!(s, "examples {}  accuracy {:.4}  macro-F1 {:.4}  (majority class {:.4})", m.examples, m.accuracy, m.macro_f1, m.majority_accuracy());
+    let _ = writeln!(
+        s,
+        "examples {}  accuracy {:.4}  macro-F1 {:.4}  (majority class {:.4})",
+        m.examples,
+        m.accuracy,
+        m.macro_f1,
+        m.majority_accuracy()
+    );
     if let Some(loss) = m.loss {
         let _ = writeln!(s, "loss {loss:.4}");
     }
     let _ = writeln!(s, "{:>width$}  precision  recall      f1  support", "label");
     for c in &m.per_class {
-        let _ = writeln!(s, "{:>width$}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}", c.label, c.precision, c.recall, c.f1, c.support);
+        let _ = writeln!(
+            s,
+            "{:>width$}  {:>9.4}  {:>6.4}  {:>6.4}  {:>7}",
+            c.label, c.precision, c.recall, c.f1, c.support
+        );
     }
     let _ = writeln!(s, "confusion (rows: true, columns: predicted)");
     let _ = write!(s, "{:>width$}", "");

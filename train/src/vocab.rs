@@ -55,7 +55,11 @@ pub fn bert_words(text: &str, split_cjk: bool) -> Result<Vec<String>> {
     BertNormalizer::new(true, split_cjk, None, true).normalize(&mut normalized).map_err(err)?;
     let mut pre = PreTokenizedString::from(normalized);
     BertPreTokenizer.pre_tokenize(&mut pre).map_err(err)?;
-    Ok(pre.get_splits(OffsetReferential::Original, OffsetType::Char).into_iter().map(|(w, _, _)| w.to_string()).collect())
+    Ok(pre
+        .get_splits(OffsetReferential::Original, OffsetType::Char)
+        .into_iter()
+        .map(|(w, _, _)| w.to_string())
+        .collect())
 }
 
 fn is_single_cjk_or_punct(word: &str) -> bool {

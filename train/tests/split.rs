@@ -55,7 +55,10 @@ fn dedupe_drops_duplicates_and_conflicts() {
     ];
     let (kept, stats) = dedupe(rows);
     assert_eq!(kept, vec![example("1", "a"), example("-1", "c")]);
-    assert_eq!((stats.rows_read, stats.duplicate_rows, stats.conflicting_texts, stats.conflicting_rows, stats.kept), (6, 1, 1, 3, 2));
+    assert_eq!(
+        (stats.rows_read, stats.duplicate_rows, stats.conflicting_texts, stats.conflicting_rows, stats.kept),
+        (6, 1, 1, 3, 2)
+    );
 }
 
 fn corpus() -> Vec<Example> {
@@ -104,7 +107,8 @@ fn split_file_writes_three_files_and_reports() {
     let out = dir.path().join("split");
     let summary = split_file(&input, &out, "8:1:1".parse().expect("ratios"), 7).expect("split");
     assert_eq!((summary.dedup.duplicate_rows, summary.dedup.conflicting_texts, summary.dedup.kept), (1, 1, 999));
-    let total: usize = ["train.tsv", "dev.tsv", "test.tsv"].iter().map(|f| read_tsv(&out.join(f)).expect("reads back").len()).sum();
+    let total: usize =
+        ["train.tsv", "dev.tsv", "test.tsv"].iter().map(|f| read_tsv(&out.join(f)).expect("reads back").len()).sum();
     assert_eq!(total, 999);
     let first = std::fs::read(out.join("train.tsv")).expect("train");
     split_file(&input, &out, "8:1:1".parse().expect("ratios"), 7).expect("split again");

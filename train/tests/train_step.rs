@@ -18,7 +18,8 @@ const TOLERANCE: f64 = 1e-5;
 fn two_adamw_steps_match_torch() {
     let fixtures = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures");
     let expected: Value =
-        serde_json::from_str(&std::fs::read_to_string(fixtures.join("train-step-expected.json")).expect("fixture")).expect("json");
+        serde_json::from_str(&std::fs::read_to_string(fixtures.join("train-step-expected.json")).expect("fixture"))
+            .expect("json");
     // The model crate's parity fixture: transformers wrote it, its inference tests use it too.
     let tiny_bert = Path::new(env!("CARGO_MANIFEST_DIR")).join("../model/tests/fixtures/tiny-bert");
     let dir = ModelDir::open(tiny_bert).expect("fixture model");
@@ -52,7 +53,11 @@ fn two_adamw_steps_match_torch() {
         let norm = optimizer.clip_grad_norm(max_norm);
         optimizer.step(lr);
         let (want_loss, want_norm) = (step["loss"].as_f64().expect("loss"), step["grad_norm"].as_f64().expect("norm"));
-        assert!((loss.double_value(&[]) - want_loss).abs() < TOLERANCE, "step {i}: loss {} vs {want_loss}", loss.double_value(&[]));
+        assert!(
+            (loss.double_value(&[]) - want_loss).abs() < TOLERANCE,
+            "step {i}: loss {} vs {want_loss}",
+            loss.double_value(&[])
+        );
         assert!((norm - want_norm).abs() < 1e-4 * want_norm.max(1.0), "step {i}: grad norm {norm} vs {want_norm}");
     }
 

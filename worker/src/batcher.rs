@@ -127,7 +127,13 @@ fn cut_batch(urgent: &mut VecDeque<Job>, window: &mut Vec<Job>, limits: &Limits)
             let below = (lo > 0).then(|| lo - 1);
             let above = (hi + 1 < order.len()).then_some(hi + 1);
             let pick = match (below, above) {
-                (Some(b), Some(a)) => if target - len_at(b) <= len_at(a) - target { b } else { a },
+                (Some(b), Some(a)) => {
+                    if target - len_at(b) <= len_at(a) - target {
+                        b
+                    } else {
+                        a
+                    }
+                }
                 (Some(b), None) => b,
                 (None, Some(a)) => a,
                 (None, None) => break,
@@ -138,7 +144,11 @@ fn cut_batch(urgent: &mut VecDeque<Job>, window: &mut Vec<Job>, limits: &Limits)
             }
             longest = len;
             taken += 1;
-            if pick < lo { lo = pick } else { hi = pick }
+            if pick < lo {
+                lo = pick
+            } else {
+                hi = pick
+            }
         }
     }
     if taken == 0 {

@@ -39,13 +39,16 @@ impl Inference {
                     Origin::Http(reply) => {
                         let _ = reply.send(prediction);
                     }
-                    Origin::Stream(meta) => stream.push(ScoredJob { id: job.id, text: job.text, meta, prediction, queue_ms }),
+                    Origin::Stream(meta) => {
+                        stream.push(ScoredJob { id: job.id, text: job.text, meta, prediction, queue_ms })
+                    }
                 }
             }
             if !stream.is_empty() {
                 // Microseconds, as Postgres keeps it: a result published again from the table is then byte-identical.
                 let classified_at = Utc::now().trunc_subsecs(6);
-                let batch = Scored { jobs: stream, model_ms: model_time.as_secs_f32() * 1000.0, batch_size, classified_at };
+                let batch =
+                    Scored { jobs: stream, model_ms: model_time.as_secs_f32() * 1000.0, batch_size, classified_at };
                 if scored.send(batch).await.is_err() {
                     break;
                 }

@@ -56,7 +56,8 @@ fn client_config(args: &KafkaArgs, defaults: &[(&str, &str)], pinned: &[(&str, &
     for name in options.overridden(pinned) {
         tracing::warn!(setting = name, "KAFKA_OPT_* cannot change this setting; ignored");
     }
-    let defaults: Vec<(&str, &str)> = [("bootstrap.servers", args.brokers.as_str())].into_iter().chain(defaults.iter().copied()).collect();
+    let defaults: Vec<(&str, &str)> =
+        [("bootstrap.servers", args.brokers.as_str())].into_iter().chain(defaults.iter().copied()).collect();
     let mut config = ClientConfig::new();
     for (name, value) in options.settings(&defaults, pinned) {
         config.set(name, value);

@@ -4,22 +4,22 @@
 //! only modules listed after it, so no import climbs back up the data flow
 //! (`docs/architecture.md`).
 
-pub mod pipeline;
 pub mod http;
+pub mod pipeline;
 
 // The stages, in the order a message meets them (`offsets` is the last).
-pub mod source;
 pub mod batcher;
+pub mod dlq;
 pub mod inference;
 pub mod sinks;
-pub mod dlq;
+pub mod source;
 // What the stages hand each other.
-pub mod stages;
 pub mod offsets;
+pub mod stages;
 
 // Shared by all.
+pub mod config;
 pub mod db;
 pub mod kafka;
 pub mod metrics;
 pub mod retry;
-pub mod config;

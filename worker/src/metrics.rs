@@ -32,15 +32,20 @@ fn seconds_buckets() -> Vec<f64> {
 impl Metrics {
     pub fn new() -> Self {
         let counter = |name: &str, help: &str| IntCounter::new(name, help).expect("valid counter");
-        let counter_vec =
-            |name: &str, help: &str, labels: &[&str]| IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter");
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            IntCounterVec::new(Opts::new(name, help), labels).expect("valid counter")
+        };
         let gauge = |name: &str, help: &str| IntGauge::new(name, help).expect("valid gauge");
         let metrics = Self {
             registry: Registry::new(),
             messages_in: counter("bertstream_messages_in_total", "Messages read from the input topic"),
             messages_out: counter("bertstream_messages_out_total", "Results stored in Postgres and published"),
             dlq: counter_vec("bertstream_dlq_total", "Messages sent to the dead-letter topic, by reason", &["reason"]),
-            batch_size: histogram("bertstream_batch_size", "Texts per model batch", exponential_buckets(1.0, 2.0, 10).expect("buckets")),
+            batch_size: histogram(
+                "bertstream_batch_size",
+                "Texts per model batch",
+                exponential_buckets(1.0, 2.0, 10).expect("buckets"),
+            ),
             batch_tokens: histogram(
                 "bertstream_batch_tokens",
                 "Padded tokens per model batch",
@@ -48,7 +53,8 @@ impl Metrics {
             ),
             model_seconds: histogram("bertstream_model_seconds", "Model time per batch", seconds_buckets()),
             sink_seconds: HistogramVec::new(
-                HistogramOpts::new("bertstream_sink_seconds", "Time to make a batch durable, by sink").buckets(seconds_buckets()),
+                HistogramOpts::new("bertstream_sink_seconds", "Time to make a batch durable, by sink")
+                    .buckets(seconds_buckets()),
                 &["sink"],
             )
             .expect("valid histogram"),
@@ -60,7 +66,11 @@ impl Metrics {
             queue_depth: gauge("bertstream_queue_depth", "Messages read but not yet in a model batch"),
             consumer_lag: gauge("bertstream_consumer_lag", "Messages behind the end of the assigned input partitions"),
             sink_retries: counter_vec("bertstream_sink_retries_total", "Sink writes retried after an error", &["sink"]),
-            http_requests: counter_vec("bertstream_http_requests_total", "HTTP requests by route and status", &["route", "status"]),
+            http_requests: counter_vec(
+                "bertstream_http_requests_total",
+                "HTTP requests by route and status",
+                &["route", "status"],
+            ),
         };
         let r = &metrics.registry;
         for c in [&metrics.messages_in, &metrics.messages_out] {

@@ -80,9 +80,11 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
 
     let options = LoadOptions { device: args.model.device, fp16: args.model.fp16, max_seq_len: args.model.max_seq_len };
     let (dir, threads) = (args.model.model_dir.clone(), args.model.torch_threads);
-    let classifier = tokio::task::spawn_blocking(move || ClassifierHandle::spawn(dir.clone(), options, threads)
-        .with_context(|| format!("loading the model from {}", dir.display())))
-        .await??;
+    let classifier = tokio::task::spawn_blocking(move || {
+        ClassifierHandle::spawn(dir.clone(), options, threads)
+            .with_context(|| format!("loading the model from {}", dir.display()))
+    })
+    .await??;
     let info = classifier.info().clone();
     tracing::info!(model = %info.model_id, device = %info.device, labels = ?info.labels, "model loaded");
 
@@ -98,7 +100,14 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let (scored_tx, scored_rx) = mpsc::channel(2);
     let slots = ModelSlots::new();
     let limits = Limits { max_size: b.max_batch_size, max_tokens: b.max_batch_tokens, max_wait: b.max_wait() };
-    let batcher = Batcher { limits, pad_id: classifier.encoder().pad_id(), slots: slots.clone(), http: http_rx, stream: stream_rx, out: batch_tx };
+    let batcher = Batcher {
+        limits,
+        pad_id: classifier.encoder().pad_id(),
+        slots: slots.clone(),
+        http: http_rx,
+        stream: stream_rx,
+        out: batch_tx,
+    };
     let sinks = Sinks {
         pool: pool.clone(),
         producer,
@@ -123,8 +132,17 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState::new(metrics.clone(), pool, consumer.clone(), classifier.clone(), http_tx, k.input_topic.clone(), args.http.clone())?;
-    let listener = tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;
+    let state = AppState::new(
+        metrics.clone(),
+        pool,
+        consumer.clone(),
+        classifier.clone(),
+        http_tx,
+        k.input_topic.clone(),
+        args.http.clone(),
+    )?;
+    let listener =
+        tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
     Ok(Running {
         server: tokio::spawn(http::serve(listener, state, stop_rx.clone())),
@@ -152,18 +170,24 @@ impl Running {
         };
         match tokio::time::timeout(timeout, stages).await {
             Ok(result) => result?,
-            Err(_) => anyhow::bail!("in-flight batches did not drain within {timeout:?}; their offsets stay uncommitted"),
+            Err(_) => {
+                anyhow::bail!("in-flight batches did not drain within {timeout:?}; their offsets stay uncommitted")
+            }
         }
         let consumer = self.consumer;
         match tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync)).await? {
-            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => tracing::info!("offsets committed; bye"),
+            Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
+                tracing::info!("offsets committed; bye")
+            }
             // The group moved on while we drained: our results are durable, and the
             // partitions' new owner redoes what we could not commit (at-least-once).
             Err(KafkaError::ConsumerCommit(
                 code @ (RDKafkaErrorCode::IllegalGeneration
                 | RDKafkaErrorCode::RebalanceInProgress
                 | RDKafkaErrorCode::UnknownMemberId),
-            )) => tracing::warn!(%code, "group rebalanced during shutdown; the new owners redo the uncommitted messages"),
+            )) => {
+                tracing::warn!(%code, "group rebalanced during shutdown; the new owners redo the uncommitted messages")
+            }
             Err(e) => return Err(e.into()),
         }
         Ok(())

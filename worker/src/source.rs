@@ -25,9 +25,14 @@ use crate::offsets::{store, OffsetTracker, OffsetsContext, Partition, Ticket, Wo
 use crate::stages::{Job, Origin, StreamMeta};
 
 /// The input consumer, subscribed, with the settings of `kafka`.
-pub fn consumer(args: &KafkaArgs, tracker: Arc<OffsetTracker>, metrics: Arc<Metrics>) -> anyhow::Result<Arc<WorkerConsumer>> {
+pub fn consumer(
+    args: &KafkaArgs,
+    tracker: Arc<OffsetTracker>,
+    metrics: Arc<Metrics>,
+) -> anyhow::Result<Arc<WorkerConsumer>> {
     let context = OffsetsContext { tracker, metrics, input_topic: args.input_topic.clone() };
-    let consumer: WorkerConsumer = kafka::consumer_config(args).create_with_context(context).map_err(kafka::redacted)?;
+    let consumer: WorkerConsumer =
+        kafka::consumer_config(args).create_with_context(context).map_err(kafka::redacted)?;
     consumer.subscribe(&[&args.input_topic])?;
     Ok(Arc::new(consumer))
 }
@@ -35,8 +40,15 @@ pub fn consumer(args: &KafkaArgs, tracker: Arc<OffsetTracker>, metrics: Arc<Metr
 /// A message as read, before it is handed on.
 enum Received {
     /// `ticket` is also in the job's `StreamMeta`; kept here to begin it before handing the job on.
-    Valid { ticket: Ticket, job: Job },
-    Poison { ticket: Ticket, message: OwnedMessage, reason: Poison },
+    Valid {
+        ticket: Ticket,
+        job: Job,
+    },
+    Poison {
+        ticket: Ticket,
+        message: OwnedMessage,
+        reason: Poison,
+    },
 }
 
 impl Received {
@@ -70,7 +82,11 @@ impl Source {
             let full = backlog.len() >= self.queue_capacity;
             if full != paused {
                 let assignment = self.consumer.assignment()?;
-                if full { self.consumer.pause(&assignment)? } else { self.consumer.resume(&assignment)? }
+                if full {
+                    self.consumer.pause(&assignment)?
+                } else {
+                    self.consumer.resume(&assignment)?
+                }
                 paused = full;
                 tracing::debug!(paused, backlog = backlog.len(), "input partitions");
             }
@@ -105,11 +121,12 @@ impl Source {
         let partition = Partition { topic: message.topic().to_string(), partition: message.partition() };
         let ticket = self.tracker.ticket(partition, message.offset())?;
         let fallback = || format!("{}:{}:{}", message.topic(), message.partition(), message.offset());
-        let review = parse_review(message.key(), message.payload(), fallback, self.parse_limits)
-            .and_then(|review| match self.encoder.encode(&review.text) {
+        let review = parse_review(message.key(), message.payload(), fallback, self.parse_limits).and_then(|review| {
+            match self.encoder.encode(&review.text) {
                 Ok(tokens) => Ok((review, tokens)),
                 Err(e) => Err(Poison::WrongType(format!("text could not be tokenized: {e}"))),
-            });
+            }
+        });
         match review {
             Ok((review, tokens)) => {
                 let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());

@@ -13,18 +13,18 @@ use axum::extract::ConnectInfo;
 use axum::http::{Request, StatusCode};
 use axum::Router;
 use bertstream_tests::*;
-use worker::stages::{Job, Origin};
+use chrono::{DateTime, Utc};
+use http_body_util::BodyExt;
+use model::{ClassifierHandle, DeviceSpec, LoadOptions};
+use tokio::sync::mpsc;
+use tower::ServiceExt;
 use worker::config::{HttpArgs, KafkaArgs};
 use worker::db::{self, ResultRow};
 use worker::http::AppState;
 use worker::metrics::Metrics;
 use worker::offsets::OffsetTracker;
 use worker::source;
-use chrono::{DateTime, Utc};
-use http_body_util::BodyExt;
-use model::{ClassifierHandle, DeviceSpec, LoadOptions};
-use tokio::sync::mpsc;
-use tower::ServiceExt;
+use worker::stages::{Job, Origin};
 
 /// How the stand-in model lane answers.
 #[derive(Clone, Copy, PartialEq)]
@@ -156,7 +156,8 @@ pub fn request(method: &str, path: &str, content_type: &str, body: String) -> Re
 
 /// A stored result, as the sinks would write it.
 pub fn row(id: &str, label: &str, text: &str, classified_at: DateTime<Utc>) -> ResultRow {
-    let scores: BTreeMap<String, f32> = [("-1", 0.1), ("0", 0.2), ("1", 0.7)].into_iter().map(|(l, s)| (l.to_string(), s)).collect();
+    let scores: BTreeMap<String, f32> =
+        [("-1", 0.1), ("0", 0.2), ("1", 0.7)].into_iter().map(|(l, s)| (l.to_string(), s)).collect();
     ResultRow {
         review_id: id.into(),
         text: text.into(),

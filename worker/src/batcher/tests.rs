@@ -5,7 +5,13 @@ use crate::stages::Origin;
 
 fn job(id: usize, len: usize) -> Job {
     let (reply, _) = oneshot::channel();
-    Job { id: id.to_string(), text: String::new(), tokens: vec![1; len], enqueued: Instant::now(), origin: Origin::Http(reply) }
+    Job {
+        id: id.to_string(),
+        text: String::new(),
+        tokens: vec![1; len],
+        enqueued: Instant::now(),
+        origin: Origin::Http(reply),
+    }
 }
 
 fn limits(max_size: usize, max_tokens: usize) -> Limits {

@@ -23,7 +23,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 /// A pool with bounded waits: a slow or absent Postgres becomes an error to
 /// retry, never a hang.
 pub fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
-    let options: PgConnectOptions = url.parse::<PgConnectOptions>()?
+    let options: PgConnectOptions = url
+        .parse::<PgConnectOptions>()?
         .options([("statement_timeout", "30s")])
         .log_statements(tracing::log::LevelFilter::Trace);
     Ok(PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options))

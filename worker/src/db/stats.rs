@@ -6,7 +6,8 @@ use sqlx::postgres::PgPool;
 
 /// Stored results by label.
 pub async fn counts_by_label(pool: &PgPool) -> Result<BTreeMap<String, i64>, sqlx::Error> {
-    let rows: Vec<(String, i64)> = sqlx::query_as("SELECT label, count(*) FROM classifications GROUP BY label").fetch_all(pool).await?;
+    let rows: Vec<(String, i64)> =
+        sqlx::query_as("SELECT label, count(*) FROM classifications GROUP BY label").fetch_all(pool).await?;
     Ok(rows.into_iter().collect())
 }
 

@@ -44,7 +44,10 @@ pub struct TextResult {
     pub scores: BTreeMap<String, f32>,
 }
 
-pub async fn classify_handler(State(state): State<AppState>, JsonBody(request): JsonBody<ClassifyRequest>) -> ApiResult<Json<ClassifyResponse>> {
+pub async fn classify_handler(
+    State(state): State<AppState>,
+    JsonBody(request): JsonBody<ClassifyRequest>,
+) -> ApiResult<Json<ClassifyResponse>> {
     let started = Instant::now();
     let texts = match (request.texts, request.text) {
         (Some(texts), None) => texts,
@@ -72,7 +75,11 @@ pub async fn classify(state: &AppState, texts: Vec<String>) -> ApiResult<Vec<Pre
         return Err(ApiError::Unprocessable("no texts to classify".into()));
     }
     if texts.len() > limits.max_texts_per_request {
-        return Err(ApiError::TooLarge(format!("{} texts in one request; the limit is {}", texts.len(), limits.max_texts_per_request)));
+        return Err(ApiError::TooLarge(format!(
+            "{} texts in one request; the limit is {}",
+            texts.len(),
+            limits.max_texts_per_request
+        )));
     }
     for (i, text) in texts.iter().enumerate() {
         if text.trim().is_empty() {
@@ -80,7 +87,10 @@ pub async fn classify(state: &AppState, texts: Vec<String>) -> ApiResult<Vec<Pre
         }
         let chars = text.chars().count();
         if chars > limits.max_text_chars {
-            return Err(ApiError::TooLarge(format!("text {i} has {chars} characters; the limit is {}", limits.max_text_chars)));
+            return Err(ApiError::TooLarge(format!(
+                "text {i} has {chars} characters; the limit is {}",
+                limits.max_text_chars
+            )));
         }
     }
     let encoder = state.classifier.encoder().clone();

@@ -72,7 +72,9 @@ fn text_of(i: usize, value: Value, tokenized: bool) -> ApiResult<String> {
             .collect::<ApiResult<Vec<String>>>()
             .map(|t| t.join(" ")),
         (_, false) => Err(ApiError::Unprocessable(format!("texts[{i}] must be a string (or set is_tokenized)"))),
-        (_, true) => Err(ApiError::Unprocessable(format!("texts[{i}] must be a list of tokens when is_tokenized is true"))),
+        (_, true) => {
+            Err(ApiError::Unprocessable(format!("texts[{i}] must be a list of tokens when is_tokenized is true")))
+        }
     }
 }
 
@@ -89,7 +91,11 @@ pub fn split_lines(text: &str) -> Vec<String> {
     squeezed.trim_end().split('\n').filter(|l| !l.trim().is_empty()).map(String::from).collect()
 }
 
-pub async fn query_handler(State(state): State<AppState>, RawQuery(query): RawQuery, body: Body) -> ApiResult<Json<Value>> {
+pub async fn query_handler(
+    State(state): State<AppState>,
+    RawQuery(query): RawQuery,
+    body: Body,
+) -> ApiResult<Json<Value>> {
     let text = query_text(&body, query.as_deref())?;
     let lines = split_lines(&text);
     if lines.is_empty() {
@@ -123,7 +129,7 @@ fn query_text(body: &Body, query: Option<&str>) -> ApiResult<String> {
 }
 
 fn form_field(bytes: &[u8], name: &str) -> ApiResult<Option<String>> {
-    let mut fields: HashMap<String, String> =
-        serde_urlencoded::from_bytes(bytes).map_err(|_| ApiError::BadRequest("the form body could not be parsed".into()))?;
+    let mut fields: HashMap<String, String> = serde_urlencoded::from_bytes(bytes)
+        .map_err(|_| ApiError::BadRequest("the form body could not be parsed".into()))?;
     Ok(fields.remove(name))
 }

@@ -25,11 +25,13 @@ const fn kind(status: u16, code: &'static str, description: &'static str, any_ap
     ErrorKind { status, code, description, any_api_endpoint }
 }
 
-pub const BAD_REQUEST: ErrorKind = kind(400, "bad_request", "Malformed request (not JSON, not UTF-8, bad cursor)", true);
+pub const BAD_REQUEST: ErrorKind =
+    kind(400, "bad_request", "Malformed request (not JSON, not UTF-8, bad cursor)", true);
 pub const UNAUTHORIZED: ErrorKind = kind(401, "unauthorized", "Missing or wrong bearer token", true);
 pub const NOT_FOUND: ErrorKind = kind(404, "not_found", "Not found", false);
 pub const TOO_LARGE: ErrorKind = kind(413, "too_large", "Body, number of texts or a text over its limit", true);
-pub const INVALID_INPUT: ErrorKind = kind(422, "invalid_input", "Well-formed JSON of the wrong shape, or an empty text", true);
+pub const INVALID_INPUT: ErrorKind =
+    kind(422, "invalid_input", "Well-formed JSON of the wrong shape, or an empty text", true);
 pub const RATE_LIMITED: ErrorKind = kind(429, "rate_limited", "Over the client's rate limit; see Retry-After", true);
 pub const OVERLOADED: ErrorKind = kind(503, "overloaded", "Overloaded or shutting down; see Retry-After", true);
 pub const TIMEOUT: ErrorKind = kind(503, "timeout", "Timed out; see Retry-After", true);

@@ -90,7 +90,9 @@ impl Guard {
         let Some(limiter) = &self.limiter else { return Ok(()) };
         self.clean_if_due(limiter);
         let key = if limiter.len() >= self.max_clients { ClientKey::Overflow } else { key };
-        limiter.check_key(&key).map_err(|not_until| ApiError::RateLimited(not_until.wait_time_from(DefaultClock::default().now())))
+        limiter
+            .check_key(&key)
+            .map_err(|not_until| ApiError::RateLimited(not_until.wait_time_from(DefaultClock::default().now())))
     }
 
     /// Forgets clients whose bucket is full again, at most once per CLEAN_EVERY
@@ -99,7 +101,9 @@ impl Guard {
         let now = self.born.elapsed().as_millis() as u64;
         let last = self.last_clean_ms.load(Ordering::Relaxed);
         let every = if limiter.len() >= self.max_clients { 1000 } else { CLEAN_EVERY.as_millis() as u64 };
-        if now.saturating_sub(last) >= every && self.last_clean_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok() {
+        if now.saturating_sub(last) >= every
+            && self.last_clean_ms.compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed).is_ok()
+        {
             limiter.retain_recent();
             limiter.shrink_to_fit();
         }

@@ -12,7 +12,8 @@ use super::error::ERRORS;
 pub fn document(endpoints: &[Endpoint], model: &str) -> Value {
     let mut paths = Map::new();
     for e in endpoints {
-        let refusals = ERRORS.iter().filter(|k| e.access == Access::Api && k.any_api_endpoint).map(|k| (k.status, "Error"));
+        let refusals =
+            ERRORS.iter().filter(|k| e.access == Access::Api && k.any_api_endpoint).map(|k| (k.status, "Error"));
         let mut responses = Map::new();
         for (status, body) in e.responses.iter().copied().chain(refusals) {
             let content = if schema(body).is_some() {
@@ -22,11 +23,13 @@ pub fn document(endpoints: &[Endpoint], model: &str) -> Value {
             };
             responses.insert(status.to_string(), json!({"description": description(status), "content": content}));
         }
-        let mut op = json!({"summary": e.summary, "operationId": operation_id(e.method, e.path), "responses": responses});
+        let mut op =
+            json!({"summary": e.summary, "operationId": operation_id(e.method, e.path), "responses": responses});
         if let Some(body) = e.request {
             op["requestBody"] = json!({"required": true, "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{body}")}}}});
             if body == "QueryRequest" {
-                op["requestBody"]["content"]["application/x-www-form-urlencoded"] = json!({"schema": {"$ref": "#/components/schemas/QueryRequest"}});
+                op["requestBody"]["content"]["application/x-www-form-urlencoded"] =
+                    json!({"schema": {"$ref": "#/components/schemas/QueryRequest"}});
             }
         }
         let params = parameters(e.path);
@@ -39,7 +42,8 @@ pub fn document(endpoints: &[Endpoint], model: &str) -> Value {
         let item = paths.entry(e.path).or_insert_with(|| json!({}));
         item[e.method] = op;
     }
-    let schemas: Map<String, Value> = SCHEMAS.iter().filter_map(|name| Some((name.to_string(), schema(name)?))).collect();
+    let schemas: Map<String, Value> =
+        SCHEMAS.iter().filter_map(|name| Some((name.to_string(), schema(name)?))).collect();
     json!({
         "openapi": "3.1.0",
         "info": {"title": "bertstream", "version": env!("CARGO_PKG_VERSION"),
@@ -80,43 +84,70 @@ fn parameters(path: &str) -> Vec<Value> {
 }
 
 const SCHEMAS: &[&str] = &[
-    "Error", "ClassifyRequest", "ClassifyResponse", "TextResult", "StoredReview", "ReviewPage", "Stats", "EncodeRequest",
-    "EncodeResponse", "QueryRequest", "QueryResponse", "Ready",
+    "Error",
+    "ClassifyRequest",
+    "ClassifyResponse",
+    "TextResult",
+    "StoredReview",
+    "ReviewPage",
+    "Stats",
+    "EncodeRequest",
+    "EncodeResponse",
+    "QueryRequest",
+    "QueryResponse",
+    "Ready",
 ];
 
 fn schema(name: &str) -> Option<Value> {
-    let scores = json!({"type": "object", "additionalProperties": {"type": "number"}, "description": "probability per label"});
+    let scores =
+        json!({"type": "object", "additionalProperties": {"type": "number"}, "description": "probability per label"});
     let s = match name {
-        "Error" => json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
+        "Error" => {
+            json!({"type": "object", "required": ["error"], "properties": {"error": {"type": "object", "required": ["code", "message"],
             "properties": {"code": {"type": "string", "enum": ERRORS.iter().map(|k| k.code).collect::<Vec<_>>()},
-                           "message": {"type": "string"}}}}}),
-        "ClassifyRequest" => json!({"type": "object", "additionalProperties": false, "description": "exactly one of texts, text",
-            "properties": {"texts": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}, "text": {"type": "string", "minLength": 1}}}),
+                           "message": {"type": "string"}}}}})
+        }
+        "ClassifyRequest" => {
+            json!({"type": "object", "additionalProperties": false, "description": "exactly one of texts, text",
+            "properties": {"texts": {"type": "array", "items": {"type": "string", "minLength": 1}, "minItems": 1}, "text": {"type": "string", "minLength": 1}}})
+        }
         "TextResult" => json!({"type": "object", "required": ["label", "score", "scores"],
             "properties": {"label": {"type": "string"}, "score": {"type": "number"}, "scores": scores}}),
         "ClassifyResponse" => json!({"type": "object", "required": ["model", "labels", "results", "took_ms"],
             "properties": {"model": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}}, "results": {"type": "array", "items": {"$ref": "#/components/schemas/TextResult"}}, "took_ms": {"type": "number"}}}),
-        "StoredReview" => json!({"type": "object", "required": ["id", "text", "label", "score", "scores", "model", "source", "classified_at"],
+        "StoredReview" => {
+            json!({"type": "object", "required": ["id", "text", "label", "score", "scores", "model", "source", "classified_at"],
             "properties": {"id": {"type": "string"}, "text": {"type": "string"}, "label": {"type": "string"}, "score": {"type": "number"}, "scores": scores,
                 "model": {"type": "string"}, "classified_at": {"type": "string", "format": "date-time"}, "fields": {"type": "object"},
-                "source": {"type": "object", "properties": {"topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"}}}}}),
+                "source": {"type": "object", "properties": {"topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"}}}}})
+        }
         "ReviewPage" => json!({"type": "object", "required": ["items", "next"],
             "properties": {"items": {"type": "array", "items": {"$ref": "#/components/schemas/StoredReview"}}, "next": {"type": ["string", "null"]}}}),
-        "Stats" => json!({"type": "object", "properties": {"model": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
+        "Stats" => {
+            json!({"type": "object", "properties": {"model": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
             "counts": {"type": "object", "additionalProperties": {"type": "integer"}}, "total": {"type": "integer"}, "recent": {"type": "integer"},
-            "window_secs": {"type": "integer"}, "per_second": {"type": "number"}, "consumer_lag": {"type": "integer"}, "queue_depth": {"type": "integer"}}}),
-        "EncodeRequest" => json!({"type": "object", "required": ["texts"], "properties": {"id": {"description": "echoed back"},
+            "window_secs": {"type": "integer"}, "per_second": {"type": "number"}, "consumer_lag": {"type": "integer"}, "queue_depth": {"type": "integer"}}})
+        }
+        "EncodeRequest" => {
+            json!({"type": "object", "required": ["texts"], "properties": {"id": {"description": "echoed back"},
             "texts": {"type": "array", "items": {"oneOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}]}},
-            "is_tokenized": {"type": "boolean", "default": false}}}),
-        "EncodeResponse" => json!({"type": "object", "required": ["id", "result", "status"], "properties": {"id": {}, "status": {"const": 200},
+            "is_tokenized": {"type": "boolean", "default": false}}})
+        }
+        "EncodeResponse" => {
+            json!({"type": "object", "required": ["id", "result", "status"], "properties": {"id": {}, "status": {"const": 200},
             "result": {"type": "array", "minItems": 1, "maxItems": 1, "items": {"type": "object", "properties": {
-                "pred_label": {"type": "array", "items": {"type": "string"}}, "score": {"type": "array", "items": {"type": "number"}}}}}}}),
-        "QueryRequest" => json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "description": "one sentence per line"}}}),
+                "pred_label": {"type": "array", "items": {"type": "string"}}, "score": {"type": "array", "items": {"type": "number"}}}}}}})
+        }
+        "QueryRequest" => {
+            json!({"type": "object", "required": ["text"], "properties": {"text": {"type": "string", "description": "one sentence per line"}}})
+        }
         "QueryResponse" => json!({"type": "object", "required": ["result"], "properties": {
             "result": {"oneOf": [{"type": "array", "items": {"type": "array", "prefixItems": [{"type": "string"}, {"type": "string"}], "description": "[label, line]"}},
                                  {"const": "error", "description": "the text was empty"}]},
             "score": {"type": "array", "items": {"type": "number"}}, "model": {"type": "string"}}}),
-        "Ready" => json!({"type": "object", "properties": {"ready": {"type": "boolean"}, "model": {"type": "string"}, "postgres": {"type": "boolean"}, "kafka": {"type": "boolean"}}}),
+        "Ready" => {
+            json!({"type": "object", "properties": {"ready": {"type": "boolean"}, "model": {"type": "string"}, "postgres": {"type": "boolean"}, "kafka": {"type": "boolean"}}})
+        }
         _ => return None,
     };
     Some(s)

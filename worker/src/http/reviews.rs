@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 
 use super::error::{ApiError, ApiResult};
 use super::state::AppState;
-pub use crate::db::reviews::StoredReview;
 use crate::db;
+pub use crate::db::reviews::StoredReview;
 
 pub const DEFAULT_LIMIT: usize = 50;
 pub const MAX_LIMIT: usize = 500;
@@ -37,7 +37,10 @@ pub async fn get_review(State(state): State<AppState>, Path(id): Path<String>) -
     }
 }
 
-pub async fn list_reviews(State(state): State<AppState>, query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>) -> ApiResult<Json<ReviewPage>> {
+pub async fn list_reviews(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, axum::extract::rejection::QueryRejection>,
+) -> ApiResult<Json<ReviewPage>> {
     let Query(q) = query.map_err(|e| ApiError::BadRequest(format!("bad query parameters: {}", e.body_text())))?;
     let limit = q.limit.unwrap_or(DEFAULT_LIMIT);
     if limit == 0 || limit > MAX_LIMIT {
@@ -45,9 +48,10 @@ pub async fn list_reviews(State(state): State<AppState>, query: Result<Query<Lis
     }
     let before = q.before.as_deref().filter(|s| !s.is_empty()).map(Cursor::decode).transpose()?;
     // One row more than asked tells whether another page follows.
-    let mut items = db::reviews::list(&state.pool, q.label.as_deref(), before.as_ref().map(|c| (c.at, c.id.as_str())), limit + 1)
-        .await
-        .map_err(|e| ApiError::internal("listing reviews", e))?;
+    let mut items =
+        db::reviews::list(&state.pool, q.label.as_deref(), before.as_ref().map(|c| (c.at, c.id.as_str())), limit + 1)
+            .await
+            .map_err(|e| ApiError::internal("listing reviews", e))?;
     let next = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|r| Cursor { at: r.classified_at, id: r.id.clone() }.encode())

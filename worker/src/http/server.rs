@@ -56,7 +56,8 @@ pub fn router(state: AppState) -> Router {
 /// Counts every answer, refusals included, by route template (not raw path:
 /// ids would make the label set unbounded) and status.
 async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let route = req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
+    let route =
+        req.extensions().get::<MatchedPath>().map_or_else(|| "unmatched".to_string(), |p| p.as_str().to_string());
     let response = next.run(req).await;
     state.metrics.http_requests.with_label_values(&[route.as_str(), response.status().as_str()]).inc();
     response
@@ -66,7 +67,11 @@ async fn count_requests(State(state): State<AppState>, req: Request, next: Next)
 ///
 /// Its own accept loop rather than `axum::serve`, which gives hyper no timer: without one a
 /// client that trickles its request headers (slowloris) holds a connection forever.
-pub async fn serve(listener: tokio::net::TcpListener, state: AppState, mut stop: watch::Receiver<bool>) -> anyhow::Result<()> {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<()> {
     let mut http = http1::Builder::new();
     http.timer(TokioTimer::new()).header_read_timeout(state.limits.header_timeout());
     let app = router(state);

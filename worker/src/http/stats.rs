@@ -32,8 +32,11 @@ pub struct Stats {
 }
 
 pub async fn stats_handler(State(state): State<AppState>) -> ApiResult<Json<Stats>> {
-    let counts = db::stats::counts_by_label(&state.pool).await.map_err(|e| ApiError::internal("counting by label", e))?;
-    let recent = db::stats::recent(&state.pool, WINDOW_SECS).await.map_err(|e| ApiError::internal("counting recent results", e))?;
+    let counts =
+        db::stats::counts_by_label(&state.pool).await.map_err(|e| ApiError::internal("counting by label", e))?;
+    let recent = db::stats::recent(&state.pool, WINDOW_SECS)
+        .await
+        .map_err(|e| ApiError::internal("counting recent results", e))?;
     let info = state.classifier.info();
     Ok(Json(Stats {
         model: info.model_id.clone(),
