@@ -11,6 +11,7 @@ use chrono::{TimeZone, Utc};
 use http_support::*;
 use serde_json::{json, Value};
 use worker::config::HttpArgs;
+use worker::db::ResultRow;
 use worker::http::routes::ENDPOINTS;
 
 const LABELS: [&str; 3] = ["-1", "0", "1"];
@@ -135,6 +136,13 @@ async fn stats_count_by_label_and_report_recent_throughput() {
     assert_eq!(stats["window_secs"], 60);
     assert_eq!(stats["consumer_lag"], 42);
     assert_eq!(stats["labels"], json!(LABELS));
+
+    // The counts come from counters the table's triggers keep: a newer message
+    // moving a review to another label moves its count too.
+    app.insert(&[ResultRow { offset: 2, ..row("a", "0", "x, edited", now) }, row("d", "0", "w", now)]).await;
+    let stats = app.call(get("/v1/stats")).await.json();
+    assert_eq!(stats["counts"], json!({"1": 1, "0": 2, "-1": 1}));
+    assert_eq!(stats["total"], 4);
 }
 
 #[tokio::test(flavor = "multi_thread")]

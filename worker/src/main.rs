@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     match cli.command {
         Command::Run(args) => pipeline::run(*args).await,
         Command::Migrate { database_url } => {
-            let pool = db::connect(database_url.expose())?;
+            let pool = db::connect(database_url.expose(), 1)?;
             db::MIGRATOR.run(&pool).await?;
             tracing::info!("migrations applied");
             Ok(())

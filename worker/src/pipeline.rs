@@ -27,6 +27,7 @@ use tokio::task::JoinHandle;
 use crate::batcher::{Batcher, Limits};
 use crate::config::RunArgs;
 use crate::dlq::DeadLetters;
+use crate::http::readiness::{self, Readiness};
 use crate::http::{self, AppState};
 use crate::inference::Inference;
 use crate::metrics::Metrics;
@@ -38,6 +39,11 @@ use crate::{db, kafka};
 
 /// Requests from HTTP waiting for the batcher.
 const HTTP_QUEUE: usize = 1024;
+/// Postgres connections of the sinks (batches written at once, and a spare).
+const SINK_CONNECTIONS: u32 = 8;
+/// Postgres connections of HTTP reads and the readiness probe: their own, so
+/// that a flood of reads never takes the sinks' connections.
+const HTTP_CONNECTIONS: u32 = 2;
 
 pub async fn run(args: RunArgs) -> anyhow::Result<()> {
     // Listen before anything else: a SIGTERM while starting up (waiting for
@@ -73,7 +79,7 @@ struct Running {
 /// stage before its last line, so cancelling it leaves none running.
 async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let metrics = Arc::new(Metrics::new());
-    let pool = db::connect(args.database_url.expose()).context("DATABASE_URL")?;
+    let pool = db::connect(args.database_url.expose(), SINK_CONNECTIONS).context("DATABASE_URL")?;
     db::migrate_with_retry(&pool, args.startup_timeout()).await?;
     let k = &args.kafka;
     kafka::ensure_topics(k, &[&k.input_topic, &k.output_topic, &k.dlq_topic]).await?;
@@ -132,18 +138,21 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     };
 
     let (stop_tx, stop_rx) = watch::channel(false);
-    let state = AppState::new(
-        metrics.clone(),
-        pool,
+    let http_pool = db::connect(args.database_url.expose(), HTTP_CONNECTIONS).context("DATABASE_URL")?;
+    let readiness = Arc::new(Readiness::default());
+    let probe = readiness::probe(
+        readiness.clone(),
+        http_pool.clone(),
         consumer.clone(),
-        classifier.clone(),
-        http_tx,
         k.input_topic.clone(),
-        args.http.clone(),
-    )?;
+        stop_rx.clone(),
+    );
+    let state = AppState::new(metrics.clone(), http_pool, readiness, classifier.clone(), http_tx, args.http.clone())?;
     let listener =
         tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
+    // Not joined: it ends as soon as `stop` turns true.
+    tokio::spawn(probe);
     Ok(Running {
         server: tokio::spawn(http::serve(listener, state, stop_rx.clone())),
         batcher: tokio::spawn(batcher.run()),

@@ -1,4 +1,4 @@
-//! Shared by the HTTP tests: an `AppState` over the real Postgres and Kafka
+//! Shared by the HTTP tests: an `AppState` over the real Postgres
 //! and the tiny model, with a model loop standing in for the batcher, so the
 //! router can be called with `oneshot` (no socket).
 
@@ -18,12 +18,11 @@ use http_body_util::BodyExt;
 use model::{ClassifierHandle, DeviceSpec, LoadOptions};
 use tokio::sync::mpsc;
 use tower::ServiceExt;
-use worker::config::{HttpArgs, KafkaArgs};
+use worker::config::HttpArgs;
 use worker::db::{self, ResultRow};
+use worker::http::readiness::Readiness;
 use worker::http::AppState;
 use worker::metrics::Metrics;
-use worker::offsets::OffsetTracker;
-use worker::source;
 use worker::stages::{Job, Origin};
 
 /// How the stand-in model lane answers.
@@ -48,23 +47,15 @@ pub fn classifier() -> ClassifierHandle {
 impl TestApp {
     pub async fn new(http: HttpArgs, lane: Lane) -> Self {
         let database_url = fresh_database().await;
-        let pool = db::connect(&database_url).expect("pool");
+        let pool = db::connect(&database_url, 2).expect("pool");
         db::MIGRATOR.run(&pool).await.expect("migrations");
         let metrics = Arc::new(Metrics::new());
-        let kafka = KafkaArgs {
-            brokers: brokers(),
-            input_topic: unique("http-in"),
-            output_topic: unique("http-out"),
-            dlq_topic: unique("http-dlq"),
-            group_id: unique("http-g"),
-            topic_partitions: 1,
-            topic_replication: 1,
-        };
-        let consumer = source::consumer(&kafka, Arc::new(OffsetTracker::default()), metrics.clone()).expect("consumer");
+        // Readiness is the running worker's (tests/http_worker.rs); here it stays "not probed".
+        let readiness = Arc::new(Readiness::default());
         let classifier = classifier();
         let (jobs, lane_rx) = mpsc::channel(256);
         tokio::spawn(model_lane(classifier.clone(), lane_rx, lane));
-        let state = AppState::new(metrics, pool, consumer, classifier, jobs, kafka.input_topic, http).expect("state");
+        let state = AppState::new(metrics, pool, readiness, classifier, jobs, http).expect("state");
         Self { state, database_url }
     }
 

@@ -20,14 +20,17 @@ pub use results::{upsert, ResultRow};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
-/// A pool with bounded waits: a slow or absent Postgres becomes an error to
-/// retry, never a hang.
-pub fn connect(url: &str) -> Result<PgPool, sqlx::Error> {
+/// A pool of at most `max_connections` with bounded waits: a slow or absent
+/// Postgres becomes an error to retry, never a hang.
+pub fn connect(url: &str, max_connections: u32) -> Result<PgPool, sqlx::Error> {
     let options: PgConnectOptions = url
         .parse::<PgConnectOptions>()?
         .options([("statement_timeout", "30s")])
         .log_statements(tracing::log::LevelFilter::Trace);
-    Ok(PgPoolOptions::new().max_connections(8).acquire_timeout(Duration::from_secs(5)).connect_lazy_with(options))
+    Ok(PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(options))
 }
 
 /// Applies the migrations, waiting for Postgres as long as a running worker

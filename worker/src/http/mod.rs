@@ -7,7 +7,8 @@
 //! - [`guard`]: tokens, rate limits, concurrency bound, timeout; [`client`]: who a client is;
 //! - [`extract`] and [`error`]: bodies in, refusals out (always JSON, one table of them);
 //! - [`classify`], [`reviews`], [`stats`], [`compat`], [`page`], [`health`],
-//!   [`openapi`]: the endpoints; [`state`]: what they share.
+//!   [`openapi`]: the endpoints; [`state`]: what they share; [`readiness`]:
+//!   the background probe `/readyz` reads.
 //!
 //! Dependencies point one way: `server` → `routes` → handlers → `state`,
 //! `extract`, `error`; no handler imports this file.
@@ -22,6 +23,7 @@ pub mod guard;
 pub mod health;
 pub mod openapi;
 pub mod page;
+pub mod readiness;
 pub mod reviews;
 pub mod routes;
 pub mod server;

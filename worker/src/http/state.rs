@@ -8,21 +8,21 @@ use sqlx::PgPool;
 use tokio::sync::mpsc;
 
 use super::guard::Guard;
+use super::readiness::Readiness;
 use crate::config::HttpArgs;
 use crate::metrics::Metrics;
-use crate::offsets::WorkerConsumer;
 use crate::stages::Job;
 
 #[derive(Clone)]
 pub struct AppState {
     pub metrics: Arc<Metrics>,
+    /// HTTP's own small pool, so that reads never starve the sinks'.
     pub pool: PgPool,
-    /// For readiness: whether the brokers answer.
-    pub consumer: Arc<WorkerConsumer>,
+    /// What the background probe last found.
+    pub readiness: Arc<Readiness>,
     pub classifier: ClassifierHandle,
     /// The batcher's HTTP lane.
     pub jobs: mpsc::Sender<Job>,
-    pub input_topic: String,
     pub limits: Arc<HttpArgs>,
     pub guard: Arc<Guard>,
 }
@@ -31,13 +31,12 @@ impl AppState {
     pub fn new(
         metrics: Arc<Metrics>,
         pool: PgPool,
-        consumer: Arc<WorkerConsumer>,
+        readiness: Arc<Readiness>,
         classifier: ClassifierHandle,
         jobs: mpsc::Sender<Job>,
-        input_topic: String,
         http: HttpArgs,
     ) -> anyhow::Result<Self> {
         let guard = Arc::new(Guard::new(&http)?);
-        Ok(Self { metrics, pool, consumer, classifier, jobs, input_topic, limits: Arc::new(http), guard })
+        Ok(Self { metrics, pool, readiness, classifier, jobs, limits: Arc::new(http), guard })
     }
 }
