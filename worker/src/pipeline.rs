@@ -73,6 +73,7 @@ struct Running {
     batcher: JoinHandle<()>,
     model: JoinHandle<anyhow::Result<()>>,
     sinks: JoinHandle<()>,
+    readiness: JoinHandle<()>,
 }
 
 /// Connects, migrates, loads the model and spawns the stages. It spawns no
@@ -151,9 +152,8 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let listener =
         tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
-    // Not joined: it ends as soon as `stop` turns true.
-    tokio::spawn(probe);
     Ok(Running {
+        readiness: tokio::spawn(probe),
         server: tokio::spawn(http::serve(listener, state, stop_rx.clone())),
         batcher: tokio::spawn(batcher.run()),
         model: tokio::spawn(Inference { classifier, slots, metrics: metrics.clone() }.run(batch_rx, scored_tx)),
@@ -175,6 +175,7 @@ impl Running {
             self.batcher.await?;
             self.model.await??;
             self.sinks.await?;
+            self.readiness.await?;
             anyhow::Ok(())
         };
         match tokio::time::timeout(timeout, stages).await {

@@ -55,40 +55,8 @@ impl Sinks {
     async fn write(&self, batch: Scored) {
         let ids: Vec<String> = batch.jobs.iter().map(|j| j.id.clone()).collect();
         self.in_flight.claim(&ids).await;
-        // Each id's messages, newest first. The newest is written; an older one
-        // only if Postgres refuses every newer one (then it goes to the DLQ),
-        // so each message is stored, superseded by a stored newer one, or dead-lettered.
-        let mut candidates: HashMap<&str, Vec<usize>> = HashMap::new();
-        for (i, job) in batch.jobs.iter().enumerate() {
-            candidates.entry(job.id.as_str()).or_default().push(i);
-        }
-        for list in candidates.values_mut() {
-            list.sort_by(|&a, &b| newer_first(&batch.jobs[a], &batch.jobs[b]));
-            list.reverse(); // popped from the back: newest first
-        }
-        let mut to_publish: Vec<ResultRow> = Vec::new();
         let start = std::time::Instant::now();
-        loop {
-            let mut round: Vec<usize> = candidates.values_mut().filter_map(Vec::pop).collect();
-            if round.is_empty() {
-                break;
-            }
-            round.sort_unstable();
-            let mut rows: Vec<ResultRow> = round.iter().map(|&i| self.row(&batch, &batch.jobs[i])).collect();
-            let outcomes = self.store_rows(&mut rows).await;
-            for ((&i, row), outcome) in round.iter().zip(rows).zip(outcomes) {
-                let job = &batch.jobs[i];
-                match outcome {
-                    Err(reason) => {
-                        self.dead_letters.send(&job.meta.original, &Poison::Rejected(reason)).await;
-                        continue; // the next older message of this id gets its turn
-                    }
-                    Ok(Upserted::Stored | Upserted::Again) => to_publish.push(row),
-                    Ok(Upserted::Superseded) => {}
-                }
-                candidates.remove(job.id.as_str()); // older ones are superseded
-            }
-        }
+        let to_publish = self.store_newest(&batch).await;
         self.metrics.sink_seconds.with_label_values(&["postgres"]).observe(start.elapsed().as_secs_f64());
 
         let start = std::time::Instant::now();
@@ -105,6 +73,43 @@ impl Sinks {
         self.metrics.messages_out.inc_by(to_publish.len() as u64);
         for job in &batch.jobs {
             store(&self.consumer, &self.tracker, &job.meta.ticket);
+        }
+    }
+
+    /// Stores each id's newest message of the batch; an older one only if
+    /// Postgres refuses every newer one (which goes to the DLQ), so each
+    /// message is stored, superseded by a stored newer one, or dead-lettered.
+    /// Returns the rows to publish.
+    async fn store_newest(&self, batch: &Scored) -> Vec<ResultRow> {
+        let mut candidates: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, job) in batch.jobs.iter().enumerate() {
+            candidates.entry(job.id.as_str()).or_default().push(i);
+        }
+        for list in candidates.values_mut() {
+            // Oldest first: `pop` takes the newest.
+            list.sort_by(|&a, &b| older_first(&batch.jobs[a], &batch.jobs[b]));
+        }
+        let mut to_publish = Vec::new();
+        loop {
+            let mut round: Vec<usize> = candidates.values_mut().filter_map(Vec::pop).collect();
+            if round.is_empty() {
+                return to_publish;
+            }
+            round.sort_unstable();
+            let mut rows: Vec<ResultRow> = round.iter().map(|&i| self.row(batch, &batch.jobs[i])).collect();
+            let outcomes = self.store_rows(&mut rows).await;
+            for ((&i, row), outcome) in round.iter().zip(rows).zip(outcomes) {
+                let job = &batch.jobs[i];
+                match outcome {
+                    Err(reason) => {
+                        self.dead_letters.send(&job.meta.original, &Poison::Rejected(reason)).await;
+                        continue; // the id's next older message gets its turn
+                    }
+                    Ok(Upserted::Stored | Upserted::Again) => to_publish.push(row),
+                    Ok(Upserted::Superseded) => {}
+                }
+                candidates.remove(job.id.as_str()); // its older messages are superseded
+            }
         }
     }
 
@@ -195,14 +200,14 @@ impl Sinks {
     }
 }
 
-/// Which of two messages of one id is newer: in one partition the higher
-/// offset; across partitions the one received later.
-fn newer_first(a: &ScoredJob, b: &ScoredJob) -> Ordering {
+/// Orders two messages of one id by age: in one partition by offset, across
+/// partitions by when they were received.
+fn older_first(a: &ScoredJob, b: &ScoredJob) -> Ordering {
     let (a, b) = (&a.meta, &b.meta);
     if a.ticket.partition == b.ticket.partition {
-        b.ticket.offset.cmp(&a.ticket.offset)
+        a.ticket.offset.cmp(&b.ticket.offset)
     } else {
-        b.received_at.cmp(&a.received_at)
+        a.received_at.cmp(&b.received_at)
     }
 }
 
