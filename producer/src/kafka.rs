@@ -31,10 +31,8 @@ const DEFAULTS: &[(&str, &str)] = &[
 const PINNED: &[(&str, &str)] = &[("enable.idempotence", "true"), ("acks", "all")];
 
 pub fn config(brokers: &str, options: &KafkaOptions) -> ClientConfig {
-    let defaults: Vec<(&str, &str)> =
-        [("bootstrap.servers", brokers)].into_iter().chain(DEFAULTS.iter().copied()).collect();
     let mut config = ClientConfig::new();
-    for (name, value) in options.settings(&defaults, PINNED) {
+    for (name, value) in options.settings(brokers, DEFAULTS, PINNED) {
         config.set(name, value);
     }
     config

@@ -35,15 +35,21 @@ impl KafkaOptions {
         Self(options)
     }
 
-    /// A client's settings in the order to apply them: `defaults`, these
-    /// options, then `pinned`.
+    /// A client's settings in the order to apply them (later wins): the
+    /// brokers and `defaults`, these options, then `pinned`.
     pub fn settings<'a>(
         &'a self,
+        brokers: &'a str,
         defaults: &[(&'a str, &'a str)],
         pinned: &[(&'a str, &'a str)],
     ) -> Vec<(&'a str, &'a str)> {
         let options = self.0.iter().map(|(n, v)| (n.as_str(), v.as_str()));
-        defaults.iter().copied().chain(options).chain(pinned.iter().copied()).collect()
+        [("bootstrap.servers", brokers)]
+            .into_iter()
+            .chain(defaults.iter().copied())
+            .chain(options)
+            .chain(pinned.iter().copied())
+            .collect()
     }
 
     /// Names of the options that a pinned setting overrides (to warn about).
@@ -101,7 +107,7 @@ mod tests {
         let options =
             KafkaOptions::from_vars(vars(&[("KAFKA_OPT_LINGER_MS", "50"), ("KAFKA_OPT_ENABLE_IDEMPOTENCE", "false")]));
         let pinned = [("enable.idempotence", "true")];
-        let settings = options.settings(&[("linger.ms", "5")], &pinned);
+        let settings = options.settings("b:9092", &[("linger.ms", "5")], &pinned);
         let last = |name: &str| settings.iter().rev().find(|(n, _)| *n == name).map(|(_, v)| *v);
         assert_eq!(last("linger.ms"), Some("50"));
         assert_eq!(last("enable.idempotence"), Some("true"));

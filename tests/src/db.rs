@@ -67,15 +67,6 @@ pub async fn stored_rows(url: &str) -> std::collections::BTreeMap<String, Stored
     rows.into_iter().map(|(id, text, partition, offset)| (id, StoredRow { text, partition, offset })).collect()
 }
 
-/// The ids in the results table, sorted.
-pub async fn stored_ids(url: &str) -> Vec<String> {
-    let mut conn = PgConnection::connect(url).await.expect("connect");
-    sqlx::query_scalar("SELECT review_id FROM classifications ORDER BY review_id")
-        .fetch_all(&mut conn)
-        .await
-        .unwrap_or_default()
-}
-
 pub async fn stored_count(url: &str) -> i64 {
     let Ok(mut conn) = PgConnection::connect(url).await else { return -1 };
     sqlx::query_scalar("SELECT count(*) FROM classifications").fetch_one(&mut conn).await.unwrap_or(-1)

@@ -14,8 +14,7 @@ pub mod process;
 
 pub use common::{repo_root, tiny_model, unique, wait_until};
 pub use db::{
-    admin_database_url, database_name, fresh_database, set_database_available, stored_count, stored_ids, stored_rows,
-    StoredRow,
+    admin_database_url, database_name, fresh_database, set_database_available, stored_count, stored_rows, StoredRow,
 };
 pub use kafka::{
     brokers, committed_offsets, create_topics, end_offsets, producer, publish, read_all, review, sample_text, KeyValue,

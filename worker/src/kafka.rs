@@ -50,16 +50,14 @@ const CONSUMER_PINNED: &[(&str, &str)] = &[
     ("partition.assignment.strategy", "cooperative-sticky"),
 ];
 
-/// A client's settings: brokers, `defaults`, the `KAFKA_OPT_*` options, `pinned`.
+/// A client's settings: brokers and `defaults`, the `KAFKA_OPT_*` options, `pinned`.
 fn client_config(args: &KafkaArgs, defaults: &[(&str, &str)], pinned: &[(&str, &str)]) -> ClientConfig {
     let options = KafkaOptions::from_env();
     for name in options.overridden(pinned) {
         tracing::warn!(setting = name, "KAFKA_OPT_* cannot change this setting; ignored");
     }
-    let defaults: Vec<(&str, &str)> =
-        [("bootstrap.servers", args.brokers.as_str())].into_iter().chain(defaults.iter().copied()).collect();
     let mut config = ClientConfig::new();
-    for (name, value) in options.settings(&defaults, pinned) {
+    for (name, value) in options.settings(&args.brokers, defaults, pinned) {
         config.set(name, value);
     }
     config

@@ -9,7 +9,6 @@ pub mod stats;
 use std::time::Duration;
 
 use anyhow::Context;
-
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
 use sqlx::ConnectOptions;
 use tokio::time::Instant;

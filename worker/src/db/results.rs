@@ -107,10 +107,11 @@ pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<Vec<Upserte
     .map(|found| Ok((found.try_get("review_id")?, found)))
     .collect::<Result<_, sqlx::Error>>()?;
     for (row, outcome) in rows.iter_mut().zip(&mut outcomes) {
-        let Some(found) = stored.get(&row.review_id).filter(|_| !written.contains(&row.review_id)) else { continue };
-        let position: (String, i32, i64) =
-            (found.try_get("source_topic")?, found.try_get("source_partition")?, found.try_get("source_offset")?);
-        if position != (row.topic.clone(), row.partition, row.offset) {
+        // Only ids the upsert did not write were read back.
+        let Some(found) = stored.get(&row.review_id) else { continue };
+        let topic: String = found.try_get("source_topic")?;
+        let position: (i32, i64) = (found.try_get("source_partition")?, found.try_get("source_offset")?);
+        if topic != row.topic || position != (row.partition, row.offset) {
             *outcome = Upserted::Superseded;
             continue;
         }
