@@ -64,7 +64,18 @@ impl Classifier {
         }
         let positions = usize::try_from(dir.config.max_position_embeddings).unwrap_or(0);
         let max_len = options.max_seq_len.map_or(dir.max_seq_len(), |m| m.min(positions));
-        Ok(Self { encoder: Arc::new(dir.encoder(max_len)?), model_id: dir.model_id()?, _vs: vs, model, labels, device })
+        let encoder = dir.encoder(max_len)?;
+        // An id past the embedding table would fail (or, on CUDA, crash) at
+        // the first text that uses it: refuse the pair now instead.
+        if encoder.vocab_size() as i64 > dir.config.vocab_size {
+            return Err(ModelError::BadConfig(format!(
+                "the tokenizer has {} tokens but the embedding table only {} (config.json vocab_size): \
+                 they do not belong to the same model",
+                encoder.vocab_size(),
+                dir.config.vocab_size
+            )));
+        }
+        Ok(Self { encoder: Arc::new(encoder), model_id: dir.model_id()?, _vs: vs, model, labels, device })
     }
 
     pub fn labels(&self) -> &[String] {

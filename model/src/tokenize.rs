@@ -22,6 +22,7 @@ pub struct TextEncoder {
     tokenizer: Tokenizer,
     max_len: usize,
     pad_id: i64,
+    fingerprint: u64,
 }
 
 fn tok_err(e: impl std::fmt::Display) -> ModelError {
@@ -70,7 +71,14 @@ impl TextEncoder {
             .map_err(tok_err)?
             .with_padding(None);
         let pad_id = tokenizer.token_to_id("[PAD]").ok_or_else(|| tok_err("vocabulary has no [PAD] token"))?;
-        Ok(Self { tokenizer, max_len, pad_id: pad_id.into() })
+        let fingerprint = fingerprint(&tokenizer.to_string(false).map_err(tok_err)?, max_len);
+        Ok(Self { tokenizer, max_len, pad_id: pad_id.into(), fingerprint })
+    }
+
+    /// Equal for two encoders that turn every text into the same ids (same
+    /// tokenizer, same max length): ids made by one can go to the other's model.
+    pub fn fingerprint(&self) -> u64 {
+        self.fingerprint
     }
 
     pub fn max_len(&self) -> usize {
@@ -117,6 +125,13 @@ impl TextEncoder {
     pub fn save(&self, path: &Path) -> Result<()> {
         self.tokenizer.save(path, true).map_err(tok_err)
     }
+}
+
+fn fingerprint(tokenizer_json: &str, max_len: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut hasher = std::collections::hash_map::DefaultHasher::new();
+    (tokenizer_json, max_len).hash(&mut hasher);
+    hasher.finish()
 }
 
 /// A padded batch: `ids` and `mask` are `rows x seq_len`, row-major.

@@ -13,7 +13,6 @@
 use std::collections::VecDeque;
 use std::time::Duration;
 
-use model::EncodedBatch;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -34,7 +33,6 @@ impl Limits {
 
 pub struct Batcher {
     pub limits: Limits,
-    pub pad_id: i64,
     pub slots: ModelSlots,
     pub http: mpsc::Receiver<Job>,
     pub stream: mpsc::Receiver<Job>,
@@ -85,9 +83,7 @@ impl Batcher {
                 }
             }
             let jobs = cut_batch(&mut urgent, &mut window, &self.limits);
-            let sequences: Vec<Vec<i64>> = jobs.iter().map(|j| j.tokens.clone()).collect();
-            let encoded = EncodedBatch::pad(&sequences, self.pad_id);
-            if self.out.send(Batch { jobs, encoded, slot }).await.is_err() {
+            if self.out.send(Batch { jobs, slot }).await.is_err() {
                 return;
             }
         }

@@ -57,6 +57,13 @@ pub struct KafkaArgs {
     /// Replication factor for topics the worker creates (1 for a single broker).
     #[arg(long, env = "TOPIC_REPLICATION", default_value_t = 1)]
     pub topic_replication: i32,
+    /// Review queue: results whose top score is under REVIEW_BELOW are also
+    /// published to this topic, for people to check. Empty: no review queue.
+    #[arg(long, env = "REVIEW_TOPIC", default_value = "")]
+    pub review_topic: String,
+    /// The review queue's threshold on the top score, 0 to 1.
+    #[arg(long, env = "REVIEW_BELOW", default_value_t = 0.6)]
+    pub review_below: f32,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -76,6 +83,15 @@ pub struct ModelArgs {
     /// Longest input in tokens; longer texts are truncated (default: the model's).
     #[arg(long, env = "MAX_SEQ_LEN")]
     pub max_seq_len: Option<usize>,
+    /// A candidate model that also scores a sample of the stream; its results
+    /// go to the `predictions` table only (compare with /v1/models/compare,
+    /// promote with POST /v1/admin/models/promote). Costs a second model's memory.
+    #[arg(long, env = "SHADOW_MODEL_DIR")]
+    pub shadow_model_dir: Option<PathBuf>,
+    /// Share of the stream's reviews the shadow scores, 0 to 1, chosen by
+    /// review id. Under backlog the shadow yields to keep to this share of model time.
+    #[arg(long, env = "SHADOW_SAMPLE", default_value_t = 1.0)]
+    pub shadow_sample: f64,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -156,6 +172,11 @@ pub struct HttpArgs {
     /// empty the API is open; the page, health checks and metrics always are.
     #[arg(long, env = "API_TOKENS", default_value = "", hide_env_values = true)]
     pub api_tokens: Secret,
+    /// Bearer tokens for the admin endpoints (model swap and promote),
+    /// comma-separated, never logged; API tokens do not open them. When empty
+    /// the admin endpoints answer 403.
+    #[arg(long, env = "ADMIN_TOKENS", default_value = "", hide_env_values = true)]
+    pub admin_tokens: Secret,
     /// Proxies whose X-Forwarded-For is believed, comma-separated IPs or CIDRs
     /// (e.g. `10.0.0.0/8,127.0.0.1`). Empty: the peer address is the client.
     #[arg(long, env = "TRUSTED_PROXIES", default_value = "")]
@@ -195,9 +216,13 @@ impl HttpArgs {
         Duration::from_millis(self.header_timeout_ms)
     }
 
-    /// The configured tokens, blanks dropped.
+    /// The configured API tokens, blanks dropped.
     pub fn tokens(&self) -> Vec<String> {
         split_list(self.api_tokens.expose())
+    }
+
+    pub fn admin_tokens(&self) -> Vec<String> {
+        split_list(self.admin_tokens.expose())
     }
 
     pub fn origins(&self) -> Vec<String> {
@@ -216,7 +241,8 @@ impl Default for HttpArgs {
             rate_limit_per_sec: 20,
             rate_limit_burst: 40,
             rate_limit_max_clients: 100_000,
-            api_tokens: "".parse().unwrap_or_else(|e: std::convert::Infallible| match e {}),
+            api_tokens: Secret(String::new()),
+            admin_tokens: Secret(String::new()),
             trusted_proxies: String::new(),
             cors_origins: String::new(),
             max_body_bytes: 256 * 1024,

@@ -1,59 +1,221 @@
-//! The model stage: runs each batch through the model (on its own thread,
-//! behind the handle); HTTP jobs get their answer here, stream jobs go on to
-//! the sinks.
+//! The model stage: runs each batch through the primary model (on its own
+//! thread, behind the handle); HTTP jobs get their answer here, stream jobs
+//! go on to the sinks. The primary is taken once per batch, so a hot swap
+//! lands between one batch and the next.
+//!
+//! Then the shadow model, if any, scores the batch's sampled stream reviews.
+//! Under backlog it yields: it runs only while its model time stays within
+//! its share (`SHADOW_SAMPLE`) of the primary's, and the reviews it skips are
+//! counted, never waited for.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{SubsecRound, Utc};
-use model::ClassifierHandle;
+use model::EncodedBatch;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::metrics::Metrics;
-use crate::stages::{Batch, ModelSlots, Origin, Scored, ScoredJob};
+use crate::models::{LoadedModel, Models};
+use crate::stages::{Answer, Batch, Job, ModelSlots, Origin, Scored, ScoredJob, StreamMeta};
 
 pub struct Inference {
-    pub classifier: ClassifierHandle,
+    pub models: Arc<Models>,
     pub slots: ModelSlots,
     pub metrics: Arc<Metrics>,
 }
 
 impl Inference {
-    /// Runs until `batches` is closed or the sinks are gone; an error from the model ends it.
+    /// Runs until `batches` is closed or the sinks are gone; an error from the primary model ends it.
     pub async fn run(self, mut batches: mpsc::Receiver<Batch>, scored: mpsc::Sender<Scored>) -> anyhow::Result<()> {
         let metrics = &self.metrics;
-        while let Some(Batch { jobs, encoded, slot }) = batches.recv().await {
+        let mut shadow_budget = ShadowBudget::default();
+        while let Some(Batch { jobs, slot }) = batches.recv().await {
+            let model = self.models.primary();
+            let (jobs, unscorable) = encode_for(&model, jobs);
+            let encoded = pad(&model, &jobs);
             let started = Instant::now();
             metrics.batch_size.observe(jobs.len() as f64);
             metrics.batch_tokens.observe(encoded.padded_tokens() as f64);
-            let predictions = self.classifier.predict(encoded).await.context("model")?;
+            let predictions = model.handle.predict(encoded).await.context("model")?;
             let model_time = started.elapsed();
             self.slots.release(slot);
             metrics.model_seconds.observe(model_time.as_secs_f64());
+            model.count_scored(jobs.len());
             let batch_size = jobs.len();
             let mut stream = Vec::with_capacity(batch_size);
+            // Each stream job's tokens and their encoder, for the shadow.
+            let mut inputs = Vec::with_capacity(batch_size);
             for (job, prediction) in jobs.into_iter().zip(predictions) {
                 let queue_ms = (started - job.enqueued).as_secs_f32() * 1000.0;
                 match job.origin {
                     Origin::Http(reply) => {
-                        let _ = reply.send(prediction);
+                        let _ = reply.send(Answer { prediction, model: model.clone() });
                     }
                     Origin::Stream(meta) => {
-                        stream.push(ScoredJob { id: job.id, text: job.text, meta, prediction, queue_ms })
+                        inputs.push((job.tokens, job.encoder));
+                        stream.push(ScoredJob { id: job.id, text: job.text, meta, prediction, shadow: None, queue_ms });
                     }
                 }
             }
-            if !stream.is_empty() {
-                // Microseconds, as Postgres keeps it: a result published again from the table is then byte-identical.
-                let classified_at = Utc::now().trunc_subsecs(6);
-                let batch =
-                    Scored { jobs: stream, model_ms: model_time.as_secs_f32() * 1000.0, batch_size, classified_at };
-                if scored.send(batch).await.is_err() {
-                    break;
-                }
+            let backlog = !batches.is_empty();
+            let shadow = self.shadow(&mut stream, &inputs, backlog, model_time, &mut shadow_budget).await;
+            let primary_labels: Vec<&str> = stream.iter().map(|s| s.prediction.label.as_str()).collect();
+            let pairs: Vec<(&str, &str)> = stream
+                .iter()
+                .filter_map(|s| s.shadow.as_ref().map(|p| (s.prediction.label.as_str(), p.label.as_str())))
+                .collect();
+            self.models.observe(&primary_labels, &pairs);
+            if stream.is_empty() && unscorable.is_empty() {
+                continue;
+            }
+            // Microseconds, as Postgres keeps it: a result published again from the table is then byte-identical.
+            let classified_at = Utc::now().trunc_subsecs(6);
+            let batch = Scored {
+                jobs: stream,
+                unscorable,
+                model,
+                shadow,
+                model_ms: model_time.as_secs_f32() * 1000.0,
+                batch_size,
+                classified_at,
+            };
+            if scored.send(batch).await.is_err() {
+                break;
             }
         }
         Ok(())
+    }
+
+    /// Scores the sampled stream jobs with the shadow model, within its
+    /// budget; returns the shadow when it scored any. A shadow that fails is
+    /// logged and skipped: it never stops the stream.
+    async fn shadow(
+        &self,
+        stream: &mut [ScoredJob],
+        inputs: &[(Vec<i64>, u64)],
+        backlog: bool,
+        primary_time: Duration,
+        budget: &mut ShadowBudget,
+    ) -> Option<Arc<LoadedModel>> {
+        let shadow = self.models.shadow()?;
+        let sampled: Vec<usize> = (0..stream.len()).filter(|&i| self.models.sampled(&stream[i].id)).collect();
+        budget.decay(primary_time);
+        if sampled.is_empty() {
+            return None;
+        }
+        if backlog && !budget.allows(self.models.shadow_sample) {
+            self.metrics.shadow_skipped.inc_by(sampled.len() as u64);
+            return None;
+        }
+        let sequences: Vec<Vec<i64>> = sampled
+            .iter()
+            .map(|&i| reencode(&shadow, &stream[i].text, &inputs[i].0, inputs[i].1))
+            .collect::<Result<_, _>>()
+            .map_err(|e| tracing::warn!(model = %shadow.id(), error = %e, "shadow could not tokenize; skipped"))
+            .ok()?;
+        let started = Instant::now();
+        let predictions = shadow.handle.predict(shadow.handle.encoder().batch(&sequences)).await;
+        budget.spent(started.elapsed());
+        let predictions = predictions
+            .map_err(|e| tracing::warn!(model = %shadow.id(), error = %e, "shadow model failed; batch skipped"))
+            .ok()?;
+        shadow.count_scored(predictions.len());
+        self.metrics.shadow_scored.inc_by(predictions.len() as u64);
+        for (&i, prediction) in sampled.iter().zip(predictions) {
+            stream[i].shadow = Some(prediction);
+        }
+        Some(shadow)
+    }
+}
+
+/// Keeps the batch's jobs the model can read: each job tokenized by another
+/// encoder (before a swap) is tokenized again by the model's. A stream text
+/// it cannot tokenize is returned with the reason (for the DLQ); an HTTP one
+/// is dropped, which answers its caller 503.
+fn encode_for(model: &LoadedModel, jobs: Vec<Job>) -> (Vec<Job>, Vec<(StreamMeta, String)>) {
+    let encoder = model.handle.encoder();
+    if jobs.iter().all(|j| j.encoder == encoder.fingerprint()) {
+        return (jobs, Vec::new());
+    }
+    let mut kept = Vec::with_capacity(jobs.len());
+    let mut unscorable = Vec::new();
+    for mut job in jobs {
+        match reencode(model, &job.text, &job.tokens, job.encoder) {
+            Ok(tokens) => {
+                job.tokens = tokens;
+                job.encoder = encoder.fingerprint();
+                kept.push(job);
+            }
+            Err(e) => {
+                if let Origin::Stream(meta) = job.origin {
+                    unscorable.push((meta, format!("text could not be tokenized by {}: {e}", model.id())));
+                }
+            }
+        }
+    }
+    (kept, unscorable)
+}
+
+/// `tokens` if `model` reads them as they are, else the text tokenized again.
+fn reencode(model: &LoadedModel, text: &str, tokens: &[i64], made_by: u64) -> model::Result<Vec<i64>> {
+    let encoder = model.handle.encoder();
+    if made_by == encoder.fingerprint() {
+        Ok(tokens.to_vec())
+    } else {
+        encoder.encode(text)
+    }
+}
+
+fn pad(model: &LoadedModel, jobs: &[Job]) -> EncodedBatch {
+    let sequences: Vec<Vec<i64>> = jobs.iter().map(|j| j.tokens.clone()).collect();
+    model.handle.encoder().batch(&sequences)
+}
+
+/// Recent model time of the primary and the shadow, decaying so that old
+/// quiet periods give the shadow no credit under today's backlog.
+#[derive(Default)]
+struct ShadowBudget {
+    primary: f64,
+    shadow: f64,
+}
+
+impl ShadowBudget {
+    const DECAY: f64 = 0.98;
+
+    fn decay(&mut self, primary: Duration) {
+        self.primary = self.primary * Self::DECAY + primary.as_secs_f64();
+        self.shadow *= Self::DECAY;
+    }
+
+    fn spent(&mut self, shadow: Duration) {
+        self.shadow += shadow.as_secs_f64();
+    }
+
+    /// Whether the shadow has used no more than `share` of the primary's time.
+    fn allows(&self, share: f64) -> bool {
+        self.shadow <= self.primary * share
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_shadow_budget_holds_the_shadow_to_its_share_of_model_time() {
+        let mut budget = ShadowBudget::default();
+        let (batch, mut ran) = (Duration::from_millis(100), 0);
+        for _ in 0..1000 {
+            budget.decay(batch);
+            if budget.allows(0.1) {
+                // A shadow as slow as the primary: it may run about one batch in ten.
+                budget.spent(batch);
+                ran += 1;
+            }
+        }
+        assert!((90..=115).contains(&ran), "{ran}");
     }
 }

@@ -16,6 +16,8 @@ pub mod source;
 // What the stages hand each other.
 pub mod offsets;
 pub mod stages;
+// The loaded models (primary, shadow) and their changes.
+pub mod models;
 
 // Shared by all.
 pub mod config;

@@ -1,8 +1,8 @@
 //! Prometheus metrics, all prefixed `bertstream_`, durations in seconds.
 
 use prometheus::{
-    exponential_buckets, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, Opts, Registry,
-    TextEncoder,
+    exponential_buckets, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
 pub struct Metrics {
@@ -19,6 +19,12 @@ pub struct Metrics {
     pub consumer_lag: IntGauge,
     pub sink_retries: IntCounterVec,
     pub http_requests: IntCounterVec,
+    pub model_info: IntGaugeVec,
+    pub model_changes: IntCounterVec,
+    pub shadow_scored: IntCounter,
+    pub shadow_skipped: IntCounter,
+    pub shadow_agreement: Gauge,
+    pub label_share: GaugeVec,
 }
 
 fn histogram(name: &str, help: &str, buckets: Vec<f64>) -> Histogram {
@@ -71,12 +77,37 @@ impl Metrics {
                 "HTTP requests by route and status",
                 &["route", "status"],
             ),
+            model_info: IntGaugeVec::new(
+                Opts::new("bertstream_model_info", "1 for each loaded model, by role (primary, shadow)"),
+                &["role", "model"],
+            )
+            .expect("valid gauge"),
+            model_changes: counter_vec(
+                "bertstream_model_changes_total",
+                "Model changes (swap, promote) by result (ok, refused)",
+                &["change", "result"],
+            ),
+            shadow_scored: counter("bertstream_shadow_scored_total", "Stream reviews the shadow model scored"),
+            shadow_skipped: counter(
+                "bertstream_shadow_skipped_total",
+                "Sampled stream reviews the shadow skipped, yielding to the primary under backlog",
+            ),
+            shadow_agreement: Gauge::new(
+                "bertstream_shadow_agreement",
+                "Share of the shadow's last 1000 results whose label equals the primary's",
+            )
+            .expect("valid gauge"),
+            label_share: GaugeVec::new(
+                Opts::new("bertstream_label_share", "Share of each label in a model's last 1000 stream results"),
+                &["role", "label"],
+            )
+            .expect("valid gauge"),
         };
         let r = &metrics.registry;
-        for c in [&metrics.messages_in, &metrics.messages_out] {
+        for c in [&metrics.messages_in, &metrics.messages_out, &metrics.shadow_scored, &metrics.shadow_skipped] {
             r.register(Box::new(c.clone())).expect("register");
         }
-        for c in [&metrics.dlq, &metrics.sink_retries, &metrics.http_requests] {
+        for c in [&metrics.dlq, &metrics.sink_retries, &metrics.http_requests, &metrics.model_changes] {
             r.register(Box::new(c.clone())).expect("register");
         }
         for h in [&metrics.batch_size, &metrics.batch_tokens, &metrics.model_seconds, &metrics.end_to_end_seconds] {
@@ -86,6 +117,9 @@ impl Metrics {
         for g in [&metrics.queue_depth, &metrics.consumer_lag] {
             r.register(Box::new(g.clone())).expect("register");
         }
+        r.register(Box::new(metrics.model_info.clone())).expect("register");
+        r.register(Box::new(metrics.shadow_agreement.clone())).expect("register");
+        r.register(Box::new(metrics.label_share.clone())).expect("register");
         metrics
     }
 

@@ -9,6 +9,8 @@
 //! the sinks work on different batches at the same time. This file only
 //! wires them (what they pass each other is in `stages`).
 //!
+//! SIGHUP loads MODEL_DIR again and makes it the primary (`models`).
+//!
 //! Shutdown: stop fetching and stop taking HTTP requests, let the batches in
 //! flight reach the sinks, commit the stored offsets synchronously, exit.
 
@@ -16,7 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use model::{ClassifierHandle, LoadOptions};
+use model::LoadOptions;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use schemas::ParseLimits;
@@ -31,8 +33,9 @@ use crate::http::readiness::{self, Readiness};
 use crate::http::{self, AppState};
 use crate::inference::Inference;
 use crate::metrics::Metrics;
+use crate::models::Models;
 use crate::offsets::{OffsetTracker, WorkerConsumer};
-use crate::sinks::{InFlightIds, Sinks};
+use crate::sinks::{InFlightIds, ReviewQueue, Sinks};
 use crate::source::{self, Source};
 use crate::stages::ModelSlots;
 use crate::{db, kafka};
@@ -57,15 +60,26 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         }
         running = start(&args) => running?,
     };
-    tokio::select! {
-        () = shutdown.recv() => tracing::info!("shutting down: draining in-flight batches"),
-        result = wait_model(&running.model) => return result,
+    let mut reload = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
+    loop {
+        tokio::select! {
+            () = shutdown.recv() => break,
+            result = wait_model(&running.model) => return result,
+            _ = reload.recv() => {
+                // A symlink flip of MODEL_DIR and a SIGHUP swap the primary.
+                let (models, dir) = (running.models.clone(), args.model.model_dir.clone());
+                tracing::info!(dir = %dir.display(), "SIGHUP: loading MODEL_DIR again");
+                tokio::spawn(async move { models.swap_primary(&dir).await });
+            }
+        }
     }
+    tracing::info!("shutting down: draining in-flight batches");
     running.drain(Duration::from_secs(args.shutdown_timeout_secs)).await
 }
 
 /// The stages `start` spawned, and what shutting them down needs.
 struct Running {
+    models: Arc<Models>,
     stop: watch::Sender<bool>,
     consumer: Arc<WorkerConsumer>,
     source: JoinHandle<anyhow::Result<()>>,
@@ -83,17 +97,31 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let pool = db::connect(args.database_url.expose(), SINK_CONNECTIONS).context("DATABASE_URL")?;
     db::migrate_with_retry(&pool, args.startup_timeout()).await?;
     let k = &args.kafka;
-    kafka::ensure_topics(k, &[&k.input_topic, &k.output_topic, &k.dlq_topic]).await?;
+    let review =
+        (!k.review_topic.is_empty()).then(|| ReviewQueue { topic: k.review_topic.clone(), below: k.review_below });
+    let mut topics = vec![k.input_topic.as_str(), &k.output_topic, &k.dlq_topic];
+    topics.extend(review.as_ref().map(|r| r.topic.as_str()));
+    kafka::ensure_topics(k, &topics).await?;
 
-    let options = LoadOptions { device: args.model.device, fp16: args.model.fp16, max_seq_len: args.model.max_seq_len };
-    let (dir, threads) = (args.model.model_dir.clone(), args.model.torch_threads);
-    let classifier = tokio::task::spawn_blocking(move || {
-        ClassifierHandle::spawn(dir.clone(), options, threads)
-            .with_context(|| format!("loading the model from {}", dir.display()))
-    })
-    .await??;
-    let info = classifier.info().clone();
-    tracing::info!(model = %info.model_id, device = %info.device, labels = ?info.labels, "model loaded");
+    let m = &args.model;
+    let options = LoadOptions { device: m.device, fp16: m.fp16, max_seq_len: m.max_seq_len };
+    let models = Models::start(
+        m.model_dir.clone(),
+        m.shadow_model_dir.clone(),
+        m.shadow_sample,
+        options,
+        m.torch_threads,
+        metrics.clone(),
+    )
+    .await
+    .context("loading the models")?;
+    let models = Arc::new(models);
+    for (role, model) in [("primary", Some(models.primary())), ("shadow", models.shadow())] {
+        if let Some(model) = model {
+            let info = model.info();
+            tracing::info!(role, model = %info.model_id, device = %info.device, labels = ?info.labels, "model loaded");
+        }
+    }
 
     let tracker = Arc::new(OffsetTracker::default());
     let consumer = source::consumer(k, tracker.clone(), metrics.clone())?;
@@ -107,20 +135,12 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let (scored_tx, scored_rx) = mpsc::channel(2);
     let slots = ModelSlots::new();
     let limits = Limits { max_size: b.max_batch_size, max_tokens: b.max_batch_tokens, max_wait: b.max_wait() };
-    let batcher = Batcher {
-        limits,
-        pad_id: classifier.encoder().pad_id(),
-        slots: slots.clone(),
-        http: http_rx,
-        stream: stream_rx,
-        out: batch_tx,
-    };
+    let batcher = Batcher { limits, slots: slots.clone(), http: http_rx, stream: stream_rx, out: batch_tx };
     let sinks = Sinks {
         pool: pool.clone(),
         producer,
         output_topic: k.output_topic.clone(),
-        model_id: info.model_id.clone(),
-        labels: info.labels.clone(),
+        review,
         consumer: consumer.clone(),
         tracker: tracker.clone(),
         dead_letters: dead_letters.clone(),
@@ -130,7 +150,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let source = Source {
         consumer: consumer.clone(),
         tracker: tracker.clone(),
-        encoder: classifier.encoder().clone(),
+        models: models.clone(),
         dead_letters,
         jobs: stream_tx,
         queue_capacity: b.queue_capacity,
@@ -148,7 +168,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
         k.input_topic.clone(),
         stop_rx.clone(),
     );
-    let state = AppState::new(metrics.clone(), http_pool, readiness, classifier.clone(), http_tx, args.http.clone())?;
+    let state = AppState::new(metrics.clone(), http_pool, readiness, models.clone(), http_tx, args.http.clone())?;
     let listener =
         tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
@@ -156,11 +176,14 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
         readiness: tokio::spawn(probe),
         server: tokio::spawn(http::serve(listener, state, stop_rx.clone())),
         batcher: tokio::spawn(batcher.run()),
-        model: tokio::spawn(Inference { classifier, slots, metrics: metrics.clone() }.run(batch_rx, scored_tx)),
+        model: tokio::spawn(
+            Inference { models: models.clone(), slots, metrics: metrics.clone() }.run(batch_rx, scored_tx),
+        ),
         sinks: tokio::spawn(sinks.run(scored_rx)),
         source: tokio::spawn(source.run(stop_rx)),
         stop: stop_tx,
         consumer,
+        models,
     })
 }
 

@@ -3,6 +3,8 @@
 //! when both acknowledged are its offsets stored. Errors are retried with
 //! backoff while the offsets wait. A row Postgres refuses on its own is found
 //! by splitting the batch and goes to the DLQ; its neighbours are stored.
+//! The shadow model's results go to `predictions` only; results under the
+//! review threshold go to the review topic as well.
 //!
 //! Newer wins per review id (RELIABILITY.md L6): within a batch the newest
 //! message of an id is written, in Postgres a message never replaces a newer
@@ -10,17 +12,19 @@
 //! one after the other ([`InFlightIds`]).
 
 use std::cmp::Ordering;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
 use chrono::Utc;
 use futures::StreamExt;
+use model::Prediction;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::{ClassificationV1, Poison, SourcePosition};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, Notify};
 
+use crate::db::predictions::{PredictionRow, Role};
 use crate::db::results::Upserted;
 use crate::db::{self, ResultRow};
 use crate::dlq::DeadLetters;
@@ -36,8 +40,8 @@ pub struct Sinks {
     pub pool: PgPool,
     pub producer: FutureProducer,
     pub output_topic: String,
-    pub model_id: String,
-    pub labels: Vec<String>,
+    /// Results whose top score is under `below` also go to `topic`, for people to check.
+    pub review: Option<ReviewQueue>,
     pub consumer: Arc<WorkerConsumer>,
     pub tracker: Arc<OffsetTracker>,
     pub dead_letters: DeadLetters,
@@ -53,10 +57,15 @@ impl Sinks {
     }
 
     async fn write(&self, batch: Scored) {
+        for (meta, reason) in &batch.unscorable {
+            self.dead_letters.send(&meta.original, &Poison::WrongType(reason.clone())).await;
+            store(&self.consumer, &self.tracker, &meta.ticket);
+        }
         let ids: Vec<String> = batch.jobs.iter().map(|j| j.id.clone()).collect();
         self.in_flight.claim(&ids).await;
         let start = std::time::Instant::now();
         let to_publish = self.store_newest(&batch).await;
+        self.store_shadow(&batch).await;
         self.metrics.sink_seconds.with_label_values(&["postgres"]).observe(start.elapsed().as_secs_f64());
 
         let start = std::time::Instant::now();
@@ -113,16 +122,63 @@ impl Sinks {
         }
     }
 
+    /// The shadow's results, each id's newest message of the batch. Shadow
+    /// rows are best effort: a row Postgres refuses is logged and dropped,
+    /// never dead-lettered (the message's primary result is what counts).
+    async fn store_shadow(&self, batch: &Scored) {
+        let Some(shadow) = &batch.shadow else { return };
+        let mut newest: HashMap<&str, &ScoredJob> = HashMap::new();
+        for job in batch.jobs.iter().filter(|j| j.shadow.is_some()) {
+            let kept = newest.entry(job.id.as_str()).or_insert(job);
+            if older_first(kept, job) == Ordering::Less {
+                *kept = job;
+            }
+        }
+        let rows: Vec<PredictionRow> = newest
+            .values()
+            .filter_map(|job| {
+                let prediction = job.shadow.as_ref()?;
+                let position = &job.meta.ticket;
+                Some(PredictionRow {
+                    review_id: job.id.clone(),
+                    model: shadow.id().to_string(),
+                    role: Role::Shadow,
+                    label: prediction.label.clone(),
+                    score: prediction.score,
+                    scores: scores(&shadow.info().labels, prediction),
+                    topic: position.partition.topic.clone(),
+                    partition: position.partition.partition,
+                    offset: position.offset,
+                    classified_at: batch.classified_at,
+                })
+            })
+            .collect();
+        let mut backoff = Backoff::new();
+        loop {
+            match db::predictions::upsert(&self.pool, &rows).await {
+                Ok(()) => return,
+                Err(e) if db::is_data_error(&e) => {
+                    tracing::warn!(error = %e, rows = rows.len(), "shadow results refused; dropped");
+                    return;
+                }
+                Err(e) => {
+                    self.metrics.sink_retries.with_label_values(&["postgres"]).inc();
+                    tracing::warn!(error = %e, rows = rows.len(), "shadow results not stored; retrying");
+                    backoff.wait().await;
+                }
+            }
+        }
+    }
+
     fn row(&self, batch: &Scored, job: &ScoredJob) -> ResultRow {
-        let scores = self.labels.iter().cloned().zip(job.prediction.scores.iter().copied()).collect();
         let position = &job.meta.ticket;
         ResultRow {
             review_id: job.id.clone(),
             text: job.text.clone(),
             label: job.prediction.label.clone(),
             score: job.prediction.score,
-            scores,
-            model: self.model_id.clone(),
+            scores: scores(&batch.model.info().labels, &job.prediction),
+            model: batch.model.id().to_string(),
             topic: position.partition.topic.clone(),
             partition: position.partition.partition,
             offset: position.offset,
@@ -161,21 +217,30 @@ impl Sinks {
         }
     }
 
-    /// Publishes one `ClassificationV1` per row and waits for every delivery report.
+    /// Publishes one `ClassificationV1` per row to the output topic (and to
+    /// the review queue when its score is under the threshold) and waits for
+    /// every delivery report.
     async fn publish(&self, rows: &[ResultRow]) {
-        let mut pending: Vec<(String, Vec<u8>)> = rows.iter().map(|r| (r.review_id.clone(), self.message(r))).collect();
+        let mut pending: Vec<(&str, String, Vec<u8>)> = Vec::with_capacity(rows.len());
+        for row in rows {
+            let message = self.message(row);
+            if let Some(review) = self.review.as_ref().filter(|q| row.score < q.below) {
+                pending.push((review.topic.as_str(), row.review_id.clone(), message.clone()));
+            }
+            pending.push((self.output_topic.as_str(), row.review_id.clone(), message));
+        }
         let mut backoff = Backoff::new();
         while !pending.is_empty() {
-            let deliveries = pending.iter().map(|(key, payload)| {
-                let record = FutureRecord::to(&self.output_topic).key(key.as_str()).payload(payload.as_slice());
+            let deliveries = pending.iter().map(|(topic, key, payload)| {
+                let record = FutureRecord::to(topic).key(key.as_str()).payload(payload.as_slice());
                 self.producer.send(record, Duration::from_secs(5))
             });
             let results = futures::future::join_all(deliveries).await;
             let mut failed = Vec::new();
-            for ((key, payload), result) in pending.into_iter().zip(results) {
+            for (record, result) in pending.into_iter().zip(results) {
                 if let Err((e, _)) = result {
-                    tracing::warn!(error = %e, "output publish failed; retrying");
-                    failed.push((key, payload));
+                    tracing::warn!(error = %e, topic = record.0, "publish failed; retrying");
+                    failed.push(record);
                 }
             }
             pending = failed;
@@ -198,6 +263,17 @@ impl Sinks {
         };
         serde_json::to_vec(&message).unwrap_or_default()
     }
+}
+
+/// The review queue: where low-confidence results also go.
+pub struct ReviewQueue {
+    pub topic: String,
+    pub below: f32,
+}
+
+/// A prediction's probabilities by label name.
+fn scores(labels: &[String], prediction: &Prediction) -> BTreeMap<String, f32> {
+    labels.iter().cloned().zip(prediction.scores.iter().copied()).collect()
 }
 
 /// Orders two messages of one id by age: in one partition by offset, across

@@ -21,6 +21,7 @@ use crate::config::KafkaArgs;
 use crate::dlq::DeadLetters;
 use crate::kafka;
 use crate::metrics::Metrics;
+use crate::models::Models;
 use crate::offsets::{store, OffsetTracker, OffsetsContext, Partition, Ticket, WorkerConsumer};
 use crate::stages::{Job, Origin, StreamMeta};
 
@@ -62,7 +63,8 @@ impl Received {
 pub struct Source {
     pub consumer: Arc<WorkerConsumer>,
     pub tracker: Arc<OffsetTracker>,
-    pub encoder: Arc<model::TextEncoder>,
+    /// The primary's encoder tokenizes; after a swap, the new primary's.
+    pub models: Arc<Models>,
     pub dead_letters: DeadLetters,
     pub jobs: mpsc::Sender<Job>,
     pub queue_capacity: usize,
@@ -121,12 +123,14 @@ impl Source {
         let partition = Partition { topic: message.topic().to_string(), partition: message.partition() };
         let ticket = self.tracker.ticket(partition, message.offset())?;
         let fallback = || format!("{}:{}:{}", message.topic(), message.partition(), message.offset());
-        let review = parse_review(message.key(), message.payload(), fallback, self.parse_limits).and_then(|review| {
-            match self.encoder.encode(&review.text) {
-                Ok(tokens) => Ok((review, tokens)),
-                Err(e) => Err(Poison::WrongType(format!("text could not be tokenized: {e}"))),
-            }
-        });
+        let encoder = self.models.primary().handle.encoder().clone();
+        let review =
+            parse_review(message.key(), message.payload(), fallback, self.parse_limits).and_then(
+                |review| match encoder.encode(&review.text) {
+                    Ok(tokens) => Ok((review, tokens)),
+                    Err(e) => Err(Poison::WrongType(format!("text could not be tokenized: {e}"))),
+                },
+            );
         match review {
             Ok((review, tokens)) => {
                 let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
@@ -141,6 +145,7 @@ impl Source {
                     id: review.id,
                     text: review.text,
                     tokens,
+                    encoder: encoder.fingerprint(),
                     enqueued: tokio::time::Instant::now(),
                     origin: Origin::Stream(meta),
                 };

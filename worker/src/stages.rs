@@ -2,16 +2,17 @@
 //!
 //! ```text
 //! source ─Job─► batcher ─Batch─► inference ─Scored─► sinks ─Ticket─► offsets
-//!   HTTP ─Job─►    ▲                 └─ Prediction ─► HTTP caller
+//!   HTTP ─Job─►    ▲                 └─ Answer ─► HTTP caller
 //! ```
 
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
-use model::{EncodedBatch, Prediction};
+use model::Prediction;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::models::LoadedModel;
 use crate::offsets::Ticket;
 
 /// One text waiting for the model, already tokenized.
@@ -19,8 +20,17 @@ pub struct Job {
     pub id: String,
     pub text: String,
     pub tokens: Vec<i64>,
+    /// The fingerprint of the encoder that made `tokens`: a model with
+    /// another tokenizer (after a swap) encodes the text again.
+    pub encoder: u64,
     pub enqueued: Instant,
     pub origin: Origin,
+}
+
+/// An HTTP text's result, and the model that scored it.
+pub struct Answer {
+    pub prediction: Prediction,
+    pub model: Arc<LoadedModel>,
 }
 
 /// Where a job came from, and so where its result goes.
@@ -28,7 +38,7 @@ pub enum Origin {
     /// From the input topic: the result goes to the sinks, then the offset is stored.
     Stream(StreamMeta),
     /// From an HTTP request: the result goes back to the caller.
-    Http(oneshot::Sender<Prediction>),
+    Http(oneshot::Sender<Answer>),
 }
 
 pub struct StreamMeta {
@@ -40,10 +50,9 @@ pub struct StreamMeta {
     pub received_at: DateTime<Utc>,
 }
 
-/// Jobs padded into one model input.
+/// Jobs for one model input (inference pads them with the model's encoder).
 pub struct Batch {
     pub jobs: Vec<Job>,
-    pub encoded: EncodedBatch,
     /// Held while the batch is in flight; inference releases it when done.
     pub slot: OwnedSemaphorePermit,
 }
@@ -54,12 +63,19 @@ pub struct ScoredJob {
     pub text: String,
     pub meta: StreamMeta,
     pub prediction: Prediction,
+    /// The shadow model's result, when it scored this review.
+    pub shadow: Option<Prediction>,
     pub queue_ms: f32,
 }
 
 /// The stream part of a batch, out of the model.
 pub struct Scored {
     pub jobs: Vec<ScoredJob>,
+    /// Texts the batch's model could not tokenize, and why: they go to the DLQ.
+    pub unscorable: Vec<(StreamMeta, String)>,
+    /// The model that scored `jobs`, and the shadow, if it scored any.
+    pub model: Arc<LoadedModel>,
+    pub shadow: Option<Arc<LoadedModel>>,
     pub model_ms: f32,
     pub batch_size: usize,
     pub classified_at: DateTime<Utc>,

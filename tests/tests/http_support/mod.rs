@@ -15,7 +15,7 @@ use axum::Router;
 use bertstream_tests::*;
 use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
-use model::{ClassifierHandle, DeviceSpec, LoadOptions};
+use model::{DeviceSpec, LoadOptions};
 use tokio::sync::mpsc;
 use tower::ServiceExt;
 use worker::config::HttpArgs;
@@ -23,7 +23,8 @@ use worker::db::{self, ResultRow};
 use worker::http::readiness::Readiness;
 use worker::http::AppState;
 use worker::metrics::Metrics;
-use worker::stages::{Job, Origin};
+use worker::models::Models;
+use worker::stages::{Answer, Job, Origin};
 
 /// How the stand-in model lane answers.
 #[derive(Clone, Copy, PartialEq)]
@@ -39,9 +40,10 @@ pub struct TestApp {
     pub database_url: String,
 }
 
-pub fn classifier() -> ClassifierHandle {
+/// The tiny model as the primary, and `shadow` as the shadow.
+pub async fn models(metrics: Arc<Metrics>, shadow: Option<std::path::PathBuf>) -> Arc<Models> {
     let options = LoadOptions { device: DeviceSpec::Cpu, ..LoadOptions::default() };
-    ClassifierHandle::spawn(tiny_model(), options, Some(1)).expect("tiny model loads")
+    Arc::new(Models::start(tiny_model(), shadow, 1.0, options, Some(1), metrics).await.expect("tiny model loads"))
 }
 
 impl TestApp {
@@ -52,10 +54,10 @@ impl TestApp {
         let metrics = Arc::new(Metrics::new());
         // Readiness is the running worker's (tests/http_worker.rs); here it stays "not probed".
         let readiness = Arc::new(Readiness::default());
-        let classifier = classifier();
+        let models = models(metrics.clone(), None).await;
         let (jobs, lane_rx) = mpsc::channel(256);
-        tokio::spawn(model_lane(classifier.clone(), lane_rx, lane));
-        let state = AppState::new(metrics, pool, readiness, classifier, jobs, http).expect("state");
+        tokio::spawn(model_lane(models.clone(), lane_rx, lane));
+        let state = AppState::new(metrics, pool, readiness, models, jobs, http).expect("state");
         Self { state, database_url }
     }
 
@@ -73,7 +75,7 @@ impl TestApp {
     }
 }
 
-async fn model_lane(classifier: ClassifierHandle, mut jobs: mpsc::Receiver<Job>, lane: Lane) {
+async fn model_lane(models: Arc<Models>, mut jobs: mpsc::Receiver<Job>, lane: Lane) {
     let mut stuck = Vec::new();
     while let Some(job) = jobs.recv().await {
         let Origin::Http(reply) = job.origin else { continue };
@@ -81,9 +83,10 @@ async fn model_lane(classifier: ClassifierHandle, mut jobs: mpsc::Receiver<Job>,
             stuck.push(reply);
             continue;
         }
-        let batch = classifier.encoder().batch(&[job.tokens]);
-        if let Ok(mut predictions) = classifier.predict(batch).await {
-            let _ = reply.send(predictions.remove(0));
+        let model = models.primary();
+        let batch = model.handle.encoder().batch(&[job.tokens]);
+        if let Ok(mut predictions) = model.handle.predict(batch).await {
+            let _ = reply.send(Answer { prediction: predictions.remove(0), model });
         }
     }
 }

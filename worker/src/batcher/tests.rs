@@ -9,6 +9,7 @@ fn job(id: usize, len: usize) -> Job {
         id: id.to_string(),
         text: String::new(),
         tokens: vec![1; len],
+        encoder: 0,
         enqueued: Instant::now(),
         origin: Origin::Http(reply),
     }
@@ -65,7 +66,7 @@ fn start(limits: Limits) -> (mpsc::Sender<Job>, mpsc::Receiver<Batch>, ModelSlot
     let (stream_tx, stream) = mpsc::channel(16);
     let (out, batches) = mpsc::channel(1);
     let slots = ModelSlots::new();
-    let batcher = Batcher { limits, pad_id: 0, slots: slots.clone(), http, stream, out };
+    let batcher = Batcher { limits, slots: slots.clone(), http, stream, out };
     tokio::spawn(async move {
         let _keep_http_open = _http_tx;
         batcher.run().await

@@ -1,7 +1,9 @@
 //! All Postgres access of the worker: the pool, migrations, and one module
-//! per use — [`results`] (the sinks' upsert), [`reviews`] and [`stats`] (what
-//! HTTP reads). Nothing outside this module writes SQL.
+//! per use — [`results`] (the sinks' upsert), [`predictions`] (every
+//! model's results: the shadow's writes, comparisons), [`reviews`] and
+//! [`stats`] (what HTTP reads). Nothing outside this module writes SQL.
 
+pub mod predictions;
 pub mod results;
 pub mod reviews;
 pub mod stats;

@@ -1,4 +1,5 @@
-//! Writes to `classifications`: one batched upsert per batch.
+//! Writes to `classifications` (and the primary's rows of `predictions`):
+//! one batched upsert per batch.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -51,8 +52,11 @@ pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<Vec<Upserte
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
         };
     }
+    // One statement: the served row and the primary's `predictions` row
+    // land together or not at all (the second insert reads what the first wrote).
     let written: Vec<String> = sqlx::query_scalar(
-        "INSERT INTO classifications (review_id, text, label, score, scores, model, source_topic,
+        "WITH written AS (
+         INSERT INTO classifications (review_id, text, label, score, scores, model, source_topic,
              source_partition, source_offset, published_at, received_at, classified_at,
              queue_ms, model_ms, batch_size, fields)
          SELECT r, t, l, s, sc::jsonb, m, tp, p, o, pa, ra, ca, q, mm, b, f::jsonb
@@ -70,7 +74,20 @@ pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<Vec<Upserte
          WHERE (classifications.source_topic, classifications.source_partition)
                IS DISTINCT FROM (EXCLUDED.source_topic, EXCLUDED.source_partition)
             OR classifications.source_offset < EXCLUDED.source_offset
-         RETURNING review_id",
+         RETURNING review_id, model, label, score, scores, source_topic, source_partition, source_offset,
+                   classified_at
+         ), primary_predictions AS (
+         INSERT INTO predictions (review_id, model, role, label, score, scores, source_topic, source_partition,
+                                  source_offset, classified_at)
+         SELECT review_id, model, 'primary', label, score, scores, source_topic, source_partition, source_offset,
+                classified_at
+         FROM written
+         ON CONFLICT (review_id, model) DO UPDATE SET
+             role = EXCLUDED.role, label = EXCLUDED.label, score = EXCLUDED.score, scores = EXCLUDED.scores,
+             source_topic = EXCLUDED.source_topic, source_partition = EXCLUDED.source_partition,
+             source_offset = EXCLUDED.source_offset, classified_at = EXCLUDED.classified_at
+         )
+         SELECT review_id FROM written",
     )
     .bind(column!(review_id))
     .bind(column!(text))

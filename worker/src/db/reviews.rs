@@ -32,18 +32,29 @@ pub async fn get(pool: &PgPool, id: &str) -> Result<Option<StoredReview>, sqlx::
     query.build().fetch_optional(pool).await?.as_ref().map(from_row).transpose()
 }
 
-/// Up to `limit` results, newest first, only `label`'s if given, strictly
-/// older than `before` (a row's `classified_at` and id) if given.
+/// Which rows a page lists.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct Filter<'a> {
+    pub label: Option<&'a str>,
+    /// Only results whose top score is under this (the review queue).
+    pub below: Option<f32>,
+}
+
+/// Up to `limit` results, newest first, only those `filter` lets through,
+/// strictly older than `before` (a row's `classified_at` and id) if given.
 pub async fn list(
     pool: &PgPool,
-    label: Option<&str>,
+    filter: Filter<'_>,
     before: Option<(DateTime<Utc>, &str)>,
     limit: usize,
 ) -> Result<Vec<StoredReview>, sqlx::Error> {
     let mut sql = QueryBuilder::<Postgres>::new(COLUMNS);
     sql.push(" WHERE true");
-    if let Some(label) = label {
+    if let Some(label) = filter.label {
         sql.push(" AND label = ").push_bind(label);
+    }
+    if let Some(below) = filter.below {
+        sql.push(" AND score < ").push_bind(below);
     }
     if let Some((at, id)) = before {
         sql.push(" AND (classified_at, review_id) < (").push_bind(at).push(", ").push_bind(id).push(")");

@@ -6,7 +6,6 @@ use std::collections::BTreeMap;
 
 use axum::extract::State;
 use axum::Json;
-use model::Prediction;
 use serde::{Deserialize, Serialize};
 use tokio::sync::{mpsc::error::TrySendError, oneshot};
 use tokio::time::Instant;
@@ -14,7 +13,7 @@ use tokio::time::Instant;
 use super::error::{ApiError, ApiResult};
 use super::extract::JsonBody;
 use super::state::AppState;
-use crate::stages::{Job, Origin};
+use crate::stages::{Answer, Job, Origin};
 
 /// `{"texts": [...]}`, or `{"text": "..."}` for one.
 #[derive(Debug, Deserialize)]
@@ -54,22 +53,24 @@ pub async fn classify_handler(
         (None, Some(text)) => vec![text],
         _ => return Err(ApiError::Unprocessable("send exactly one of `texts` (a list) or `text` (a string)".into())),
     };
-    let predictions = classify(&state, texts).await?;
-    let labels = &state.classifier.info().labels;
-    let results = predictions.into_iter().map(|p| text_result(labels, p)).collect();
+    let answers = classify(&state, texts).await?;
+    // Texts of one request straddle a hot swap only rarely; each result's
+    // scores are keyed by the labels of the model that scored it.
+    let model = answers[0].model.clone();
+    let results = answers.into_iter().map(text_result).collect();
     let took_ms = started.elapsed().as_secs_f64() * 1000.0;
-    let info = state.classifier.info();
-    Ok(Json(ClassifyResponse { model: info.model_id.clone(), labels: labels.clone(), results, took_ms }))
+    Ok(Json(ClassifyResponse { model: model.id().to_string(), labels: model.info().labels.clone(), results, took_ms }))
 }
 
-pub fn text_result(labels: &[String], p: Prediction) -> TextResult {
-    let scores = labels.iter().cloned().zip(p.scores.iter().copied()).collect();
+fn text_result(answer: Answer) -> TextResult {
+    let p = answer.prediction;
+    let scores = answer.model.info().labels.iter().cloned().zip(p.scores.iter().copied()).collect();
     TextResult { label: p.label, score: p.score, scores }
 }
 
 /// Checks the texts against the limits, sends them to the HTTP lane and awaits
-/// every prediction (in order). Shared by every endpoint that classifies.
-pub async fn classify(state: &AppState, texts: Vec<String>) -> ApiResult<Vec<Prediction>> {
+/// every answer (in order; never empty). Shared by every endpoint that classifies.
+pub async fn classify(state: &AppState, texts: Vec<String>) -> ApiResult<Vec<Answer>> {
     let limits = &state.limits;
     if texts.is_empty() {
         return Err(ApiError::Unprocessable("no texts to classify".into()));
@@ -93,21 +94,28 @@ pub async fn classify(state: &AppState, texts: Vec<String>) -> ApiResult<Vec<Pre
             )));
         }
     }
-    let encoder = state.classifier.encoder().clone();
+    let encoder = state.models.primary().handle.encoder().clone();
     let mut replies = Vec::with_capacity(texts.len());
     for (i, text) in texts.into_iter().enumerate() {
         let tokens = encoder.encode(&text).map_err(|e| ApiError::internal("tokenizing", e))?;
         let (reply, answer) = oneshot::channel();
-        let job = Job { id: format!("http:{i}"), text, tokens, enqueued: Instant::now(), origin: Origin::Http(reply) };
+        let job = Job {
+            id: format!("http:{i}"),
+            text,
+            tokens,
+            encoder: encoder.fingerprint(),
+            enqueued: Instant::now(),
+            origin: Origin::Http(reply),
+        };
         state.jobs.try_send(job).map_err(|e| match e {
             TrySendError::Full(_) => ApiError::Unavailable("the model queue is full; retry shortly"),
             TrySendError::Closed(_) => ApiError::Unavailable("the worker is shutting down"),
         })?;
         replies.push(answer);
     }
-    let mut predictions = Vec::with_capacity(replies.len());
+    let mut answers = Vec::with_capacity(replies.len());
     for answer in replies {
-        predictions.push(answer.await.map_err(|_| ApiError::Unavailable("the model stopped before answering"))?);
+        answers.push(answer.await.map_err(|_| ApiError::Unavailable("the model stopped before answering"))?);
     }
-    Ok(predictions)
+    Ok(answers)
 }

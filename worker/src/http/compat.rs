@@ -55,8 +55,8 @@ pub async fn encode_handler(State(state): State<AppState>, body: Body) -> ApiRes
         .enumerate()
         .map(|(i, t)| text_of(i, t, request.is_tokenized))
         .collect::<ApiResult<Vec<String>>>()?;
-    let predictions = classify(&state, texts).await?;
-    let (pred_label, score) = predictions.into_iter().map(|p| (p.label, p.score)).unzip();
+    let answers = classify(&state, texts).await?;
+    let (pred_label, score) = answers.into_iter().map(|a| (a.prediction.label, a.prediction.score)).unzip();
     Ok(Json(EncodeResponse { id: request.id, result: vec![EncodeResult { pred_label, score }], status: 200 }))
 }
 
@@ -101,10 +101,11 @@ pub async fn query_handler(
     if lines.is_empty() {
         return Ok(Json(json!({"result": "error"})));
     }
-    let predictions = classify(&state, lines.clone()).await?;
-    let scores: Vec<f32> = predictions.iter().map(|p| p.score).collect();
-    let result: Vec<(String, String)> = predictions.into_iter().map(|p| p.label).zip(lines).collect();
-    Ok(Json(json!({"result": result, "score": scores, "model": state.classifier.info().model_id})))
+    let answers = classify(&state, lines.clone()).await?;
+    let model = answers.first().map(|a| a.model.id().to_string());
+    let scores: Vec<f32> = answers.iter().map(|a| a.prediction.score).collect();
+    let result: Vec<(String, String)> = answers.into_iter().map(|a| a.prediction.label).zip(lines).collect();
+    Ok(Json(json!({"result": result, "score": scores, "model": model})))
 }
 
 /// `text` from the form body, a JSON body, or the query string (Flask's `request.values`).

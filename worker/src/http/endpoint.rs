@@ -10,6 +10,8 @@ use super::state::AppState;
 pub enum Access {
     /// Bearer token (when configured), rate limit, concurrency bound, timeout.
     Api,
+    /// As `Api`, but only admin tokens open it (and none configured: 403).
+    Admin,
     /// Always open: the page, its assets, health checks, metrics, the API description.
     Public,
 }

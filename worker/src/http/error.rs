@@ -28,17 +28,35 @@ const fn kind(status: u16, code: &'static str, description: &'static str, any_ap
 pub const BAD_REQUEST: ErrorKind =
     kind(400, "bad_request", "Malformed request (not JSON, not UTF-8, bad cursor)", true);
 pub const UNAUTHORIZED: ErrorKind = kind(401, "unauthorized", "Missing or wrong bearer token", true);
+pub const ADMIN_DISABLED: ErrorKind =
+    kind(403, "admin_disabled", "Admin endpoints are off: the worker has no ADMIN_TOKENS", false);
 pub const NOT_FOUND: ErrorKind = kind(404, "not_found", "Not found", false);
+pub const CONFLICT: ErrorKind =
+    kind(409, "conflict", "The models are not in a state that allows this (e.g. promote without a shadow)", false);
 pub const TOO_LARGE: ErrorKind = kind(413, "too_large", "Body, number of texts or a text over its limit", true);
 pub const INVALID_INPUT: ErrorKind =
     kind(422, "invalid_input", "Well-formed JSON of the wrong shape, or an empty text", true);
+pub const MODEL_REFUSED: ErrorKind =
+    kind(422, "model_refused", "The model could not be loaded or failed its checks; nothing changed", false);
 pub const RATE_LIMITED: ErrorKind = kind(429, "rate_limited", "Over the client's rate limit; see Retry-After", true);
 pub const OVERLOADED: ErrorKind = kind(503, "overloaded", "Overloaded or shutting down; see Retry-After", true);
 pub const TIMEOUT: ErrorKind = kind(503, "timeout", "Timed out; see Retry-After", true);
 pub const INTERNAL: ErrorKind = kind(500, "internal", "Internal error (the cause is logged, not returned)", false);
 
-pub const ERRORS: &[ErrorKind] =
-    &[BAD_REQUEST, UNAUTHORIZED, NOT_FOUND, TOO_LARGE, INVALID_INPUT, RATE_LIMITED, OVERLOADED, TIMEOUT, INTERNAL];
+pub const ERRORS: &[ErrorKind] = &[
+    BAD_REQUEST,
+    UNAUTHORIZED,
+    ADMIN_DISABLED,
+    NOT_FOUND,
+    CONFLICT,
+    TOO_LARGE,
+    INVALID_INPUT,
+    MODEL_REFUSED,
+    RATE_LIMITED,
+    OVERLOADED,
+    TIMEOUT,
+    INTERNAL,
+];
 
 #[derive(Debug, thiserror::Error)]
 pub enum ApiError {
@@ -46,12 +64,18 @@ pub enum ApiError {
     BadRequest(String),
     #[error("a valid bearer token is required")]
     Unauthorized,
+    #[error("admin endpoints are off: start the worker with ADMIN_TOKENS to use them")]
+    AdminDisabled,
     #[error("{0}")]
     NotFound(String),
+    #[error("{0}")]
+    Conflict(String),
     #[error("{0}")]
     TooLarge(String),
     #[error("{0}")]
     Unprocessable(String),
+    #[error("{0}")]
+    ModelRefused(String),
     #[error("too many requests; retry after {} s", retry_after_secs(*.0))]
     RateLimited(Duration),
     #[error("{0}")]
@@ -72,9 +96,12 @@ impl ApiError {
         match self {
             Self::BadRequest(_) => &BAD_REQUEST,
             Self::Unauthorized => &UNAUTHORIZED,
+            Self::AdminDisabled => &ADMIN_DISABLED,
             Self::NotFound(_) => &NOT_FOUND,
+            Self::Conflict(_) => &CONFLICT,
             Self::TooLarge(_) => &TOO_LARGE,
             Self::Unprocessable(_) => &INVALID_INPUT,
+            Self::ModelRefused(_) => &MODEL_REFUSED,
             Self::RateLimited(_) => &RATE_LIMITED,
             Self::Unavailable(_) => &OVERLOADED,
             Self::Timeout => &TIMEOUT,
@@ -130,9 +157,12 @@ mod tests {
         let errors = [
             ApiError::BadRequest(String::new()),
             ApiError::Unauthorized,
+            ApiError::AdminDisabled,
             ApiError::NotFound(String::new()),
+            ApiError::Conflict(String::new()),
             ApiError::TooLarge(String::new()),
             ApiError::Unprocessable(String::new()),
+            ApiError::ModelRefused(String::new()),
             ApiError::RateLimited(Duration::from_secs(1)),
             ApiError::Unavailable(""),
             ApiError::Timeout,

@@ -1,6 +1,7 @@
 //! The API's protections, in the order a request meets them: bearer token
 //! (401, compared in constant time; refusals count against the address's
-//! rate), rate limit per client (429 with
+//! rate; admin endpoints take only admin tokens, 403 when there are none),
+//! rate limit per client (429 with
 //! Retry-After), concurrency bound (503 at once rather than a queue), and a
 //! timeout over the whole request, body upload included (503).
 //!
@@ -23,6 +24,7 @@ use subtle::ConstantTimeEq;
 use tokio::sync::Semaphore;
 
 use super::client::{client_addr, limiter_addr, ClientKey, IpNet};
+use super::endpoint::Access;
 use super::error::ApiError;
 use crate::config::{split_list, HttpArgs};
 
@@ -32,6 +34,7 @@ pub struct Guard {
     /// SHA-256 of each token: equal lengths, so comparing leaks nothing, and
     /// the tokens themselves are not kept.
     token_digests: Vec<[u8; 32]>,
+    admin_digests: Vec<[u8; 32]>,
     limiter: Option<DefaultKeyedRateLimiter<ClientKey>>,
     max_clients: usize,
     proxies: Vec<IpNet>,
@@ -54,6 +57,7 @@ impl Guard {
         anyhow::ensure!(args.max_concurrent_requests > 0, "MAX_CONCURRENT_REQUESTS must be at least 1");
         Ok(Self {
             token_digests: args.tokens().iter().map(|t| digest(t.as_bytes())).collect(),
+            admin_digests: args.admin_tokens().iter().map(|t| digest(t.as_bytes())).collect(),
             limiter,
             max_clients: args.rate_limit_max_clients.max(1),
             proxies,
@@ -64,9 +68,15 @@ impl Guard {
         })
     }
 
-    /// The index of the presented token, `None` if tokens are off; 401 if wrong or missing.
-    fn authenticate(&self, req: &Request) -> Result<Option<usize>, ApiError> {
-        if self.token_digests.is_empty() {
+    /// The index of the presented token, `None` if API tokens are off; 401 if
+    /// wrong or missing. Admin endpoints need an admin token (403 when none is set).
+    fn authenticate(&self, req: &Request, access: Access) -> Result<Option<usize>, ApiError> {
+        let digests = match access {
+            Access::Admin if self.admin_digests.is_empty() => return Err(ApiError::AdminDisabled),
+            Access::Admin => &self.admin_digests,
+            Access::Api | Access::Public => &self.token_digests,
+        };
+        if digests.is_empty() {
             return Ok(None);
         }
         let presented = req
@@ -78,7 +88,7 @@ impl Guard {
         let presented = digest(presented.trim().as_bytes());
         // Look at every token, whatever matches, so timing says nothing.
         let mut found = None;
-        for (i, d) in self.token_digests.iter().enumerate() {
+        for (i, d) in digests.iter().enumerate() {
             if bool::from(d.ct_eq(&presented)) {
                 found = Some(i);
             }
@@ -121,13 +131,26 @@ fn digest(bytes: &[u8]) -> [u8; 32] {
 
 /// The middleware around every API route.
 pub async fn protect(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
-    let addr = || ClientKey::Addr(limiter_addr(client_addr(&req, &guard.proxies)));
-    let token = match guard.authenticate(&req) {
+    guarded(guard, Access::Api, req, next).await
+}
+
+/// The middleware around every admin route.
+pub async fn protect_admin(State(guard): State<Arc<Guard>>, req: Request, next: Next) -> Response {
+    guarded(guard, Access::Admin, req, next).await
+}
+
+async fn guarded(guard: Arc<Guard>, access: Access, req: Request, next: Next) -> Response {
+    let addr = ClientKey::Addr(limiter_addr(client_addr(&req, &guard.proxies)));
+    let token = match guard.authenticate(&req, access) {
         Ok(t) => t,
         // A refused token counts against the address too, so guessing tokens is rate limited.
-        Err(e) => return guard.check_rate(addr()).err().unwrap_or(e).into_response(),
+        Err(e) => return guard.check_rate(addr).err().unwrap_or(e).into_response(),
     };
-    let key = token.map_or_else(addr, ClientKey::Token);
+    // Admin tokens are few and trusted: their callers are limited by address.
+    let key = match (access, token) {
+        (Access::Api, Some(index)) => ClientKey::Token(index),
+        _ => addr,
+    };
     if let Err(e) = guard.check_rate(key) {
         return e.into_response();
     }

@@ -18,7 +18,7 @@ pub async fn readyz(State(state): State<AppState>) -> Response {
     let (postgres, kafka) = state.readiness.get();
     let ready = postgres && kafka;
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({"ready": ready, "model": state.classifier.info().model_id, "postgres": postgres, "kafka": kafka});
+    let body = json!({"ready": ready, "model": state.models.primary().id(), "postgres": postgres, "kafka": kafka});
     (status, Json(body)).into_response()
 }
 

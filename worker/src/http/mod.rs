@@ -6,8 +6,8 @@
 //!   [`server`] mounts and serves it;
 //! - [`guard`]: tokens, rate limits, concurrency bound, timeout; [`client`]: who a client is;
 //! - [`extract`] and [`error`]: bodies in, refusals out (always JSON, one table of them);
-//! - [`classify`], [`reviews`], [`stats`], [`compat`], [`page`], [`health`],
-//!   [`openapi`]: the endpoints; [`state`]: what they share; [`readiness`]:
+//! - [`classify`], [`reviews`], [`stats`], [`models`], [`compat`], [`page`],
+//!   [`health`], [`openapi`]: the endpoints; [`state`]: what they share; [`readiness`]:
 //!   the background probe `/readyz` reads.
 //!
 //! Dependencies point one way: `server` → `routes` → handlers → `state`,
@@ -21,6 +21,7 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod health;
+pub mod models;
 pub mod openapi;
 pub mod page;
 pub mod readiness;

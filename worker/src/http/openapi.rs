@@ -5,15 +5,18 @@
 use serde_json::{json, Map, Value};
 
 use super::endpoint::{Access, Endpoint};
-use super::error::ERRORS;
+use super::error::{ADMIN_DISABLED, ERRORS};
 
 /// The description of `endpoints`; every API endpoint also lists the refusals
 /// any of them may give (from the error table).
 pub fn document(endpoints: &[Endpoint], model: &str) -> Value {
     let mut paths = Map::new();
     for e in endpoints {
-        let refusals =
-            ERRORS.iter().filter(|k| e.access == Access::Api && k.any_api_endpoint).map(|k| (k.status, "Error"));
+        let guarded = matches!(e.access, Access::Api | Access::Admin);
+        let refusals = ERRORS
+            .iter()
+            .filter(|k| guarded && k.any_api_endpoint || e.access == Access::Admin && k.code == ADMIN_DISABLED.code)
+            .map(|k| (k.status, "Error"));
         let mut responses = Map::new();
         for (status, body) in e.responses.iter().copied().chain(refusals) {
             let content = if schema(body).is_some() {
@@ -36,8 +39,10 @@ pub fn document(endpoints: &[Endpoint], model: &str) -> Value {
         if !params.is_empty() {
             op["parameters"] = Value::Array(params);
         }
-        if e.access == Access::Api {
-            op["security"] = json!([{"bearer": []}, {}]);
+        match e.access {
+            Access::Api => op["security"] = json!([{"bearer": []}, {}]),
+            Access::Admin => op["security"] = json!([{"admin": []}]),
+            Access::Public => {}
         }
         let item = paths.entry(e.path).or_insert_with(|| json!({}));
         item[e.method] = op;
@@ -51,7 +56,10 @@ pub fn document(endpoints: &[Endpoint], model: &str) -> Value {
         "paths": paths,
         "components": {
             "schemas": schemas,
-            "securitySchemes": {"bearer": {"type": "http", "scheme": "bearer", "description": "Required when the worker has API_TOKENS"}}
+            "securitySchemes": {
+                "bearer": {"type": "http", "scheme": "bearer", "description": "Required when the worker has API_TOKENS"},
+                "admin": {"type": "http", "scheme": "bearer", "description": "One of the worker's ADMIN_TOKENS"}
+            }
         }
     })
 }
@@ -76,8 +84,18 @@ fn parameters(path: &str) -> Vec<Value> {
         "/static/{file}" => vec![json!({"name": "file", "in": "path", "required": true, "schema": {"type": "string"}})],
         "/v1/reviews" => vec![
             query("label", json!({"type": "string"}), "only this label"),
+            query(
+                "below",
+                json!({"type": "number", "minimum": 0, "maximum": 1}),
+                "only results whose top score is under this (the review queue)",
+            ),
             query("limit", json!({"type": "integer", "minimum": 1, "maximum": 500, "default": 50}), "rows per page"),
             query("before", json!({"type": "string"}), "the `next` cursor of the previous page"),
+        ],
+        "/v1/models/compare" => vec![
+            json!({"name": "a", "in": "query", "required": true, "schema": {"type": "string"}, "description": "a model id"}),
+            json!({"name": "b", "in": "query", "required": true, "schema": {"type": "string"}, "description": "another model id"}),
+            query("since", json!({"type": "string", "format": "date-time"}), "only reviews `a` scored from then on"),
         ],
         _ => vec![],
     }
@@ -96,6 +114,11 @@ const SCHEMAS: &[&str] = &[
     "QueryRequest",
     "QueryResponse",
     "Ready",
+    "Models",
+    "LoadedModel",
+    "Comparison",
+    "SwapRequest",
+    "ModelChange",
 ];
 
 fn schema(name: &str) -> Option<Value> {
@@ -148,6 +171,24 @@ fn schema(name: &str) -> Option<Value> {
         "Ready" => {
             json!({"type": "object", "properties": {"ready": {"type": "boolean"}, "model": {"type": "string"}, "postgres": {"type": "boolean"}, "kafka": {"type": "boolean"}}})
         }
+        "LoadedModel" => json!({"type": "object", "required": ["id", "labels", "device", "loaded_at", "scored"],
+            "properties": {"id": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
+                "device": {"type": "string"}, "loaded_at": {"type": "string", "format": "date-time"},
+                "scored": {"type": "integer", "description": "texts this worker scored with it since it was loaded"}}}),
+        "Models" => json!({"type": "object", "required": ["primary", "shadow", "shadow_sample", "rolling"],
+            "properties": {"primary": {"$ref": "#/components/schemas/LoadedModel"},
+                "shadow": {"oneOf": [{"$ref": "#/components/schemas/LoadedModel"}, {"type": "null"}]},
+                "shadow_sample": {"type": "number"},
+                "rolling": {"type": "object", "description": "over the last `window` results: agreement of shadow and primary, label shares by role"}}}),
+        "Comparison" => json!({"type": "object", "required": ["a", "b", "reviews", "agreement", "confusion"],
+            "properties": {"a": {"type": "string"}, "b": {"type": "string"}, "reviews": {"type": "integer"},
+                "agreement": {"type": ["number", "null"]}, "mean_score_difference": {"type": ["number", "null"]},
+                "confusion": {"type": "object", "description": "confusion[a_label][b_label] = reviews"},
+                "a_labels": {"type": "object"}, "b_labels": {"type": "object"}}}),
+        "SwapRequest" => json!({"type": "object", "required": ["dir"], "additionalProperties": false,
+            "properties": {"dir": {"type": "string", "description": "a model directory on the worker's machine"}}}),
+        "ModelChange" => json!({"type": "object", "required": ["primary", "previous"],
+            "properties": {"primary": {"type": "string"}, "previous": {"type": "string"}, "shadow": {"type": ["string", "null"]}}}),
         _ => return None,
     };
     Some(s)

@@ -1,4 +1,4 @@
-//! `GET /v1/reviews/{id}` and `GET /v1/reviews?label=&limit=&before=`: the
+//! `GET /v1/reviews/{id}` and `GET /v1/reviews?label=&below=&limit=&before=`: the
 //! stream's results table, newest first (`db::reviews`). Pages are cut by
 //! keyset: `next` is an opaque cursor naming the last row shown, passed back
 //! as `before`.
@@ -26,6 +26,8 @@ pub struct ReviewPage {
 #[derive(Debug, Deserialize)]
 pub struct ListQuery {
     pub label: Option<String>,
+    /// Only results whose top score is under this, 0 to 1 (the review queue).
+    pub below: Option<f32>,
     pub limit: Option<usize>,
     pub before: Option<String>,
 }
@@ -46,12 +48,15 @@ pub async fn list_reviews(
     if limit == 0 || limit > MAX_LIMIT {
         return Err(ApiError::Unprocessable(format!("limit must be 1 to {MAX_LIMIT}")));
     }
+    if q.below.is_some_and(|b| !(0.0..=1.0).contains(&b)) {
+        return Err(ApiError::Unprocessable("below must be a score from 0 to 1".into()));
+    }
     let before = q.before.as_deref().filter(|s| !s.is_empty()).map(Cursor::decode).transpose()?;
+    let filter = db::reviews::Filter { label: q.label.as_deref(), below: q.below };
     // One row more than asked tells whether another page follows.
-    let mut items =
-        db::reviews::list(&state.pool, q.label.as_deref(), before.as_ref().map(|c| (c.at, c.id.as_str())), limit + 1)
-            .await
-            .map_err(|e| ApiError::internal("listing reviews", e))?;
+    let mut items = db::reviews::list(&state.pool, filter, before.as_ref().map(|c| (c.at, c.id.as_str())), limit + 1)
+        .await
+        .map_err(|e| ApiError::internal("listing reviews", e))?;
     let next = if items.len() > limit {
         items.truncate(limit);
         items.last().map(|r| Cursor { at: r.classified_at, id: r.id.clone() }.encode())

@@ -8,7 +8,7 @@ use serde_json::Value;
 
 pub use super::endpoint::{Access, Endpoint};
 use super::state::AppState;
-use super::{classify, compat, health, openapi, page, reviews, stats};
+use super::{classify, compat, health, models, openapi, page, reviews, stats};
 
 pub static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
@@ -32,7 +32,7 @@ pub static ENDPOINTS: &[Endpoint] = &[
     Endpoint {
         method: "get",
         path: "/v1/reviews",
-        summary: "Stored results, newest first; `label`, `limit` (1-500, default 50), `before` (the `next` cursor of the previous page)",
+        summary: "Stored results, newest first; `label`, `below` (top score under it: the review queue), `limit` (1-500, default 50), `before` (the `next` cursor of the previous page)",
         access: Access::Api,
         request: None,
         responses: &[(200, "ReviewPage")],
@@ -46,6 +46,42 @@ pub static ENDPOINTS: &[Endpoint] = &[
         request: None,
         responses: &[(200, "Stats")],
         handler: || get(stats::stats_handler),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/models",
+        summary: "The loaded models (primary, shadow), what each scored since loaded, and the rolling agreement and label shares",
+        access: Access::Api,
+        request: None,
+        responses: &[(200, "Models")],
+        handler: || get(models::list_models),
+    },
+    Endpoint {
+        method: "get",
+        path: "/v1/models/compare",
+        summary: "Two models over the reviews both scored: `a`, `b`, `since`; agreement, confusion matrix, label shares",
+        access: Access::Api,
+        request: None,
+        responses: &[(200, "Comparison"), (404, "Error")],
+        handler: || get(models::compare),
+    },
+    Endpoint {
+        method: "post",
+        path: "/v1/admin/models/primary",
+        summary: "Hot swap: load `{\"dir\": ...}` beside the primary, check it, and make it the primary",
+        access: Access::Admin,
+        request: Some("SwapRequest"),
+        responses: &[(200, "ModelChange"), (422, "Error")],
+        handler: || post(models::swap_primary),
+    },
+    Endpoint {
+        method: "post",
+        path: "/v1/admin/models/promote",
+        summary: "Make the shadow the primary and the primary the shadow (call again to roll back)",
+        access: Access::Admin,
+        request: None,
+        responses: &[(200, "ModelChange"), (409, "Error")],
+        handler: || post(models::promote),
     },
     Endpoint {
         method: "post",
@@ -122,5 +158,5 @@ pub static ENDPOINTS: &[Endpoint] = &[
 ];
 
 async fn openapi_handler(State(state): State<AppState>) -> Json<Value> {
-    Json(openapi::document(ENDPOINTS, &state.classifier.info().model_id))
+    Json(openapi::document(ENDPOINTS, state.models.primary().id()))
 }

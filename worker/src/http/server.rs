@@ -25,18 +25,24 @@ use super::state::AppState;
 
 pub fn router(state: AppState) -> Router {
     let mut api = Router::new();
+    let mut admin = Router::new();
     let mut public = Router::new();
     for e in ENDPOINTS {
         match e.access {
             Access::Api => api = api.route(e.path, (e.handler)()),
+            Access::Admin => admin = admin.route(e.path, (e.handler)()),
             Access::Public => public = public.route(e.path, (e.handler)()),
         }
     }
     let api = api
         .route_layer(middleware::from_fn_with_state(state.guard.clone(), guard::protect))
         .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
+    let admin = admin
+        .route_layer(middleware::from_fn_with_state(state.guard.clone(), guard::protect_admin))
+        .layer(DefaultBodyLimit::max(state.limits.max_body_bytes));
     let mut app = public
         .merge(api)
+        .merge(admin)
         .fallback(|| async { ApiError::NotFound("no such endpoint; see /openapi.json".into()) })
         .layer(middleware::from_fn_with_state(state.clone(), count_requests));
     let origins: Vec<HeaderValue> = state.limits.origins().iter().filter_map(|o| o.parse().ok()).collect();

@@ -1,9 +1,8 @@
-//! What every handler reads: the model, the batcher's HTTP lane, the
+//! What every handler reads: the models, the batcher's HTTP lane, the
 //! database pool, metrics, limits and the guard.
 
 use std::sync::Arc;
 
-use model::ClassifierHandle;
 use sqlx::PgPool;
 use tokio::sync::mpsc;
 
@@ -11,6 +10,7 @@ use super::guard::Guard;
 use super::readiness::Readiness;
 use crate::config::HttpArgs;
 use crate::metrics::Metrics;
+use crate::models::Models;
 use crate::stages::Job;
 
 #[derive(Clone)]
@@ -20,7 +20,8 @@ pub struct AppState {
     pub pool: PgPool,
     /// What the background probe last found.
     pub readiness: Arc<Readiness>,
-    pub classifier: ClassifierHandle,
+    /// The primary (whose encoder tokenizes HTTP texts) and the shadow.
+    pub models: Arc<Models>,
     /// The batcher's HTTP lane.
     pub jobs: mpsc::Sender<Job>,
     pub limits: Arc<HttpArgs>,
@@ -32,11 +33,11 @@ impl AppState {
         metrics: Arc<Metrics>,
         pool: PgPool,
         readiness: Arc<Readiness>,
-        classifier: ClassifierHandle,
+        models: Arc<Models>,
         jobs: mpsc::Sender<Job>,
         http: HttpArgs,
     ) -> anyhow::Result<Self> {
         let guard = Arc::new(Guard::new(&http)?);
-        Ok(Self { metrics, pool, readiness, classifier, jobs, limits: Arc::new(http), guard })
+        Ok(Self { metrics, pool, readiness, models, jobs, limits: Arc::new(http), guard })
     }
 }

@@ -37,10 +37,10 @@ pub async fn stats_handler(State(state): State<AppState>) -> ApiResult<Json<Stat
     let recent = db::stats::recent(&state.pool, WINDOW_SECS)
         .await
         .map_err(|e| ApiError::internal("counting recent results", e))?;
-    let info = state.classifier.info();
+    let primary = state.models.primary();
     Ok(Json(Stats {
-        model: info.model_id.clone(),
-        labels: info.labels.clone(),
+        model: primary.id().to_string(),
+        labels: primary.info().labels.clone(),
         total: counts.values().sum(),
         counts,
         recent,
