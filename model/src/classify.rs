@@ -55,13 +55,6 @@ impl Classifier {
         if labels.is_empty() {
             return Err(ModelError::BadConfig("id2label is empty: this checkpoint has no classifier head".into()));
         }
-        let mut vs = VarStore::new(device);
-        let model = BertForSequenceClassification::new(&vs.root(), &dir.config, labels.len() as i64)?;
-        load_weights(&mut vs, &dir.weights_path(), &[])?;
-        vs.freeze();
-        if options.fp16 {
-            vs.half();
-        }
         let positions = usize::try_from(dir.config.max_position_embeddings).unwrap_or(0);
         let max_len = options.max_seq_len.map_or(dir.max_seq_len(), |m| m.min(positions));
         let encoder = dir.encoder(max_len)?;
@@ -74,6 +67,13 @@ impl Classifier {
                 encoder.vocab_size(),
                 dir.config.vocab_size
             )));
+        }
+        let mut vs = VarStore::new(device);
+        let model = BertForSequenceClassification::new(&vs.root(), &dir.config, labels.len() as i64)?;
+        load_weights(&mut vs, &dir.weights_path(), &[])?;
+        vs.freeze();
+        if options.fp16 {
+            vs.half();
         }
         Ok(Self { encoder: Arc::new(encoder), model_id: dir.model_id()?, _vs: vs, model, labels, device })
     }

@@ -25,6 +25,33 @@ pub fn tiny_model() -> PathBuf {
     repo_root().join("model/tests/fixtures/tiny-bert")
 }
 
+/// A copy of the tiny model in a fresh folder named `name` (so its model id
+/// is `<name>@...`), its `config.json` edited by `edit`: same weights, other
+/// labels or a broken config, for the model lifecycle's tests.
+pub fn tiny_model_variant(name: &str, edit: impl FnOnce(&mut serde_json::Value)) -> PathBuf {
+    let dir = std::env::temp_dir().join(unique("models")).join(name);
+    std::fs::create_dir_all(&dir).expect("model folder");
+    for entry in std::fs::read_dir(tiny_model()).expect("tiny model") {
+        let path = entry.expect("entry").path();
+        std::fs::copy(&path, dir.join(path.file_name().expect("name"))).expect("copy");
+    }
+    let config_path = dir.join("config.json");
+    let mut config: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&config_path).expect("config")).expect("JSON");
+    edit(&mut config);
+    std::fs::write(&config_path, config.to_string()).expect("write config");
+    dir
+}
+
+/// The tiny model with its labels in reverse order: the same labels, but it
+/// disagrees with the tiny model on every text it does not call `0`.
+pub fn tiny_model_reversed(name: &str) -> PathBuf {
+    tiny_model_variant(name, |c| {
+        c["id2label"] = serde_json::json!({"0": "1", "1": "0", "2": "-1"});
+        c["label2id"] = serde_json::json!({"1": 0, "0": 1, "-1": 2});
+    })
+}
+
 /// Waits until `check` is true, polling; panics with `what` after `timeout`.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where

@@ -71,3 +71,42 @@ pub async fn stored_count(url: &str) -> i64 {
     let Ok(mut conn) = PgConnection::connect(url).await else { return -1 };
     sqlx::query_scalar("SELECT count(*) FROM classifications").fetch_one(&mut conn).await.unwrap_or(-1)
 }
+
+/// One row of `predictions`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PredictionRow {
+    pub review_id: String,
+    pub model: String,
+    pub role: String,
+    pub label: String,
+    pub score: f32,
+    pub position: (i32, i64),
+}
+
+pub async fn prediction_rows(url: &str) -> Vec<PredictionRow> {
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    let rows: Vec<(String, String, String, String, f32, i32, i64)> = sqlx::query_as(
+        "SELECT review_id, model, role, label, score, source_partition, source_offset FROM predictions ORDER BY 1, 2",
+    )
+    .fetch_all(&mut conn)
+    .await
+    .expect("reading predictions");
+    rows.into_iter()
+        .map(|(review_id, model, role, label, score, p, o)| PredictionRow {
+            review_id,
+            model,
+            role,
+            label,
+            score,
+            position: (p, o),
+        })
+        .collect()
+}
+
+/// `classifications` by id: the model that scored each row, and its top score.
+pub async fn stored_models(url: &str) -> std::collections::BTreeMap<String, (String, f32)> {
+    let mut conn = PgConnection::connect(url).await.expect("connect");
+    let rows: Vec<(String, String, f32)> =
+        sqlx::query_as("SELECT review_id, model, score FROM classifications").fetch_all(&mut conn).await.expect("read");
+    rows.into_iter().map(|(id, model, score)| (id, (model, score))).collect()
+}

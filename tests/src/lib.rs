@@ -12,9 +12,10 @@ pub mod kafka;
 pub mod ledger;
 pub mod process;
 
-pub use common::{repo_root, tiny_model, unique, wait_until};
+pub use common::{repo_root, tiny_model, tiny_model_reversed, tiny_model_variant, unique, wait_until};
 pub use db::{
-    admin_database_url, database_name, fresh_database, set_database_available, stored_count, stored_rows, StoredRow,
+    admin_database_url, database_name, fresh_database, prediction_rows, set_database_available, stored_count,
+    stored_models, stored_rows, PredictionRow, StoredRow,
 };
 pub use kafka::{
     brokers, committed_offsets, create_topics, end_offsets, producer, publish, read_all, review, sample_text, KeyValue,
