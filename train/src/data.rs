@@ -20,11 +20,12 @@ pub struct Example {
 /// Reads `label<TAB>text` lines. Blank lines are skipped; a first line whose
 /// label field is `label` is a header. The text is everything after the first tab.
 pub fn read_tsv(path: &Path) -> Result<Vec<Example>> {
-    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
-    let content = String::from_utf8(bytes).map_err(|e| {
-        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
-        TrainError::BadLine { path: path.into(), line, message: "not valid UTF-8".into() }
-    })?;
+    Ok(read_tsv_lines(path)?.into_iter().map(|(_, e)| e).collect())
+}
+
+/// [`read_tsv`], each example with its line number.
+pub fn read_tsv_lines(path: &Path) -> Result<Vec<(usize, Example)>> {
+    let content = read_utf8(path)?;
     let mut examples = Vec::new();
     for (index, raw) in content.split('\n').enumerate() {
         let line = raw.strip_suffix('\r').unwrap_or(raw).trim_start_matches('\u{feff}');
@@ -43,12 +44,25 @@ pub fn read_tsv(path: &Path) -> Result<Vec<Example>> {
         if text.is_empty() {
             return Err(bad("empty text"));
         }
-        examples.push(Example { label: label.into(), text: text.into() });
+        examples.push((index + 1, Example { label: label.into(), text: text.into() }));
     }
     if examples.is_empty() {
         return Err(TrainError::Empty(path.into()));
     }
     Ok(examples)
+}
+
+/// The whole file as text, without a byte-order mark; invalid UTF-8 is an error naming its line.
+pub(crate) fn read_utf8(path: &Path) -> Result<String> {
+    let bytes = std::fs::read(path).map_err(TrainError::io(path))?;
+    let text = String::from_utf8(bytes).map_err(|e| {
+        let line = 1 + e.as_bytes()[..e.utf8_error().valid_up_to()].iter().filter(|&&b| b == b'\n').count();
+        TrainError::BadLine { path: path.into(), line, message: "not valid UTF-8".into() }
+    })?;
+    Ok(match text.strip_prefix('\u{feff}') {
+        Some(rest) => rest.to_owned(),
+        None => text,
+    })
 }
 
 /// Writes `label<TAB>text` lines with a header.

@@ -1,6 +1,6 @@
 //! Scoring many texts in length-sorted batches, and the `eval` and `predict` commands.
 
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::Path;
 
 use model::classify::{Classifier, LoadOptions};
@@ -8,8 +8,9 @@ use model::tokenize::EncodedBatch;
 use serde::Serialize;
 use tch::{Kind, Tensor};
 
-use crate::data::{read_tsv, Example};
+use crate::data::Example;
 use crate::error::{Result, TrainError};
+use crate::input::{read_labelled, read_rows, Format, Row};
 use crate::metrics::Metrics;
 
 /// Class probabilities for each sequence, in input order. Sequences are
@@ -66,10 +67,10 @@ pub fn label_indices(examples: &[Example], labels: &[String], path: &Path) -> Re
 
 const EVAL_BATCH: usize = 64;
 
-/// `eval`: the model's metrics on a labelled TSV.
-pub fn evaluate_file(model: &Path, data: &Path, options: &LoadOptions) -> Result<Metrics> {
+/// `eval`: the model's metrics on labelled data in `format` (default: by extension).
+pub fn evaluate_file(model: &Path, data: &Path, format: Option<Format>, options: &LoadOptions) -> Result<Metrics> {
     let classifier = Classifier::load(model, options)?;
-    let examples = read_tsv(data)?;
+    let examples = read_labelled(data, format)?;
     let truth = label_indices(&examples, classifier.labels(), data)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
     let encoder = classifier.encoder().clone();
@@ -81,62 +82,44 @@ pub fn evaluate_file(model: &Path, data: &Path, options: &LoadOptions) -> Result
 /// One line of `predict` output.
 #[derive(Debug, Serialize)]
 pub struct PredictionLine<'a> {
+    /// The input's id, else the line number.
     pub id: String,
     pub text: &'a str,
+    /// The input's label, when it has one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub true_label: Option<&'a str>,
+    /// The predicted label, with its probability and every label's.
     pub label: &'a str,
     pub score: f32,
     pub scores: serde_json::Map<String, serde_json::Value>,
 }
 
-/// An input line: a JSON object with `text` (and `id`), else the line itself is the text.
-/// Lines without an id are numbered from 1.
-fn parse_input(line: &str, number: usize, path: &Path) -> Result<(String, String)> {
-    if line.trim_start().starts_with('{') {
-        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| TrainError::BadLine {
-            path: path.into(),
-            line: number,
-            message: format!("invalid JSON: {e}"),
-        })?;
-        let text = value.get("text").and_then(|t| t.as_str()).ok_or_else(|| TrainError::BadLine {
-            path: path.into(),
-            line: number,
-            message: "JSON line has no string `text`".into(),
-        })?;
-        let id = match value.get("id") {
-            Some(serde_json::Value::String(s)) => s.clone(),
-            Some(serde_json::Value::Number(n)) => n.to_string(),
-            _ => number.to_string(),
-        };
-        return Ok((id, text.to_string()));
-    }
-    Ok((number.to_string(), line.to_string()))
-}
-
-/// `predict`: JSONL with id, text, label, score and scores for every non-blank input line.
-pub fn predict_file(model: &Path, input: &Path, out: &mut dyn Write, options: &LoadOptions) -> Result<usize> {
+/// `predict`: a JSONL line for each row of `input` (read as `format`, default: by extension).
+pub fn predict_file(
+    model: &Path,
+    input: &Path,
+    format: Option<Format>,
+    out: &mut dyn Write,
+    options: &LoadOptions,
+) -> Result<usize> {
     let classifier = Classifier::load(model, options)?;
-    let file = std::fs::File::open(input).map_err(TrainError::io(input))?;
-    let mut rows = Vec::new();
-    for (i, line) in std::io::BufReader::new(file).lines().enumerate() {
-        let line = line.map_err(TrainError::io(input))?;
-        let line = line.strip_suffix('\r').unwrap_or(&line);
-        if !line.trim().is_empty() {
-            rows.push(parse_input(line, i + 1, input)?);
-        }
-    }
-    if rows.is_empty() {
-        return Err(TrainError::Empty(input.into()));
-    }
-    let texts: Vec<&str> = rows.iter().map(|(_, t)| t.as_str()).collect();
+    let rows = read_rows(input, format)?;
+    let texts: Vec<&str> = rows.iter().map(|r| r.text.as_str()).collect();
     let encoder = classifier.encoder().clone();
     let sequences = encoder.encode_all(&texts)?;
     let scores = score_all(&sequences, encoder.pad_id(), EVAL_BATCH, |b| Ok(classifier.logits(b)?))?;
-    let labels = classifier.labels();
-    for ((id, text), scores) in rows.iter().zip(&scores) {
+    write_predictions(&rows, classifier.labels(), &scores, out)?;
+    Ok(rows.len())
+}
+
+/// Writes one [`PredictionLine`] per row, given each row's class probabilities.
+pub fn write_predictions(rows: &[Row], labels: &[String], scores: &[Vec<f32>], out: &mut dyn Write) -> Result<()> {
+    for (row, scores) in rows.iter().zip(scores) {
         let best = argmax(scores);
         let line = PredictionLine {
-            id: id.clone(),
-            text,
+            id: row.id.clone().unwrap_or_else(|| row.line.to_string()),
+            text: &row.text,
+            true_label: row.label.as_deref(),
             label: &labels[best],
             score: scores[best],
             scores: labels.iter().zip(scores).map(|(l, s)| (l.clone(), serde_json::Value::from(*s))).collect(),
@@ -144,5 +127,45 @@ pub fn predict_file(model: &Path, input: &Path, out: &mut dyn Write, options: &L
         let json = serde_json::to_string(&line).map_err(|e| TrainError::Invalid(e.to_string()))?;
         writeln!(out, "{json}").map_err(TrainError::io("output"))?;
     }
-    Ok(rows.len())
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn predictions(name: &str, content: &str) -> Vec<serde_json::Value> {
+        let dir = tempfile::tempdir().expect("dir");
+        let path = dir.path().join(name);
+        std::fs::write(&path, content).expect("write");
+        let rows = read_rows(&path, None).expect("reads");
+        let labels = ["-1".to_owned(), "1".to_owned()];
+        let scores: Vec<Vec<f32>> =
+            (0..rows.len()).map(|i| if i % 2 == 0 { vec![0.25, 0.75] } else { vec![0.5, 0.5] }).collect();
+        let mut out = Vec::new();
+        write_predictions(&rows, &labels, &scores, &mut out).expect("writes");
+        String::from_utf8(out).expect("utf-8").lines().map(|l| serde_json::from_str(l).expect("json")).collect()
+    }
+
+    #[test]
+    fn predict_keeps_the_tsv_label_as_the_true_label() {
+        let got = predictions("test.tsv", "label\ttext\n-1\t质量太差了\n\n1\t很好\n");
+        assert_eq!(
+            got[0],
+            serde_json::json!({"id": "2", "text": "质量太差了", "true_label": "-1", "label": "1", "score": 0.75,
+                               "scores": {"-1": 0.25, "1": 0.75}})
+        );
+        assert_eq!((&got[1]["id"], &got[1]["true_label"], &got[1]["label"]), (&"4".into(), &"1".into(), &"-1".into()));
+    }
+
+    #[test]
+    fn predict_keeps_ids_and_omits_a_missing_true_label() {
+        let got = predictions("r.csv", "id,text,label\nr-1,好,1\n,差,\n");
+        assert_eq!((&got[0]["id"], &got[0]["true_label"]), (&"r-1".into(), &"1".into()));
+        assert_eq!(got[1]["id"], "3");
+        assert!(got[1].get("true_label").is_none(), "{}", got[1]);
+        let got = predictions("texts.txt", "one\ntwo\n");
+        assert_eq!(got[1]["id"], "2");
+        assert!(got[1].get("true_label").is_none(), "{}", got[1]);
+    }
 }

@@ -2,6 +2,7 @@
 //! crate's BERT modules. Modules use only those listed before them:
 //!
 //! - [`error`]; [`data`]: the labelled TSV, de-duplication and the stratified split;
+//! - [`input`]: what `predict` and `eval` read: TSV, CSV, JSONL or plain text;
 //! - [`metrics`]: accuracy, macro-F1, per class; [`summary`]: what a fit measured;
 //! - [`report`], [`chart`]: a fit's summary as text and PNG;
 //! - [`vocab`]: a WordPiece vocabulary from the training texts (`--scratch`);
@@ -21,6 +22,7 @@ pub mod error;
 pub mod evaluate;
 pub mod fit;
 pub mod init;
+pub mod input;
 pub mod masking;
 pub mod metrics;
 pub mod ngram;

@@ -8,6 +8,7 @@ use anyhow::Context;
 use bertstream_train::data::Ratios;
 use bertstream_train::fit::{fit, FitOptions};
 use bertstream_train::init::{ScratchShape, Start};
+use bertstream_train::input::Format;
 use bertstream_train::pretrain::{pretrain, PretrainOptions};
 use bertstream_train::train_loop::Schedule;
 use bertstream_train::vocab::VocabOptions;
@@ -19,7 +20,8 @@ use model::{DeviceSpec, LoadOptions};
 #[command(
     name = "bertstream-train",
     version,
-    about = "Train, evaluate and export BERT text classifiers (labelled data as `label<TAB>text` TSV)."
+    about = "Train, evaluate and export BERT text classifiers (labelled data as `label<TAB>text` TSV; \
+             eval and predict also read CSV, JSONL and plain text)."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -47,34 +49,47 @@ enum Command {
     Fit(Box<FitArgs>),
     /// Masked-LM pretraining of a compact BERT from scratch on unlabelled text, as a start for `fit --init`.
     Pretrain(Box<PretrainArgs>),
-    /// Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix on a labelled TSV.
+    /// Accuracy, macro-F1, per-class precision/recall/F1 and the confusion matrix on labelled data.
     Eval {
         /// The model directory.
         #[arg(long)]
         model: PathBuf,
-        /// The labelled TSV to score.
+        /// The labelled data to score: TSV, or CSV or JSONL with a label in every row (see --format).
         #[arg(long)]
         data: PathBuf,
+        #[command(flatten)]
+        format: FormatArg,
         /// Print the metrics as JSON instead of tables.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         run: RunArgs,
     },
-    /// Classify texts: JSONL out with id, text, label, score and scores.
+    /// Classify texts: JSONL out with id, text, true_label (where the input has a label), label, score and scores.
     Predict {
         /// The model directory.
         #[arg(long)]
         model: PathBuf,
-        /// One text per line, or JSONL objects with `text` (and `id`); plain lines get their line number as id.
+        /// The texts to classify (see --format). Rows without an id get their line number as id.
         #[arg(long)]
         input: PathBuf,
+        #[command(flatten)]
+        format: FormatArg,
         /// Where to write the JSONL (default: standard output).
         #[arg(long)]
         output: Option<PathBuf>,
         #[command(flatten)]
         run: RunArgs,
     },
+}
+
+/// The input format of `eval` and `predict`, named as in `bertstream-produce`.
+#[derive(Args)]
+struct FormatArg {
+    /// Input format. Default: from the file's extension (.tsv/.tab -> tsv,
+    /// .csv -> csv, .jsonl/.ndjson -> jsonl), otherwise text.
+    #[arg(long, value_enum)]
+    format: Option<Format>,
 }
 
 #[derive(Args)]
@@ -294,25 +309,26 @@ fn run() -> anyhow::Result<()> {
         }
         Command::Fit(args) => run_fit(*args)?,
         Command::Pretrain(args) => run_pretrain(*args)?,
-        Command::Eval { model, data, json, run } => {
-            let metrics = evaluate::evaluate_file(&model, &data, &load_options(run))?;
+        Command::Eval { model, data, format, json, run } => {
+            let metrics = evaluate::evaluate_file(&model, &data, format.format, &load_options(run))?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&metrics)?);
             } else {
                 print!("{}", report::metrics_table(&metrics));
             }
         }
-        Command::Predict { model, input, output, run } => {
+        Command::Predict { model, input, format, output, run } => {
+            let format = format.format;
             let options = load_options(run);
             let count = match &output {
                 Some(path) => {
                     let file = std::fs::File::create(path).with_context(|| format!("creating {}", path.display()))?;
                     let mut writer = std::io::BufWriter::new(file);
-                    let n = evaluate::predict_file(&model, &input, &mut writer, &options)?;
+                    let n = evaluate::predict_file(&model, &input, format, &mut writer, &options)?;
                     writer.flush().with_context(|| format!("writing {}", path.display()))?;
                     n
                 }
-                None => evaluate::predict_file(&model, &input, &mut std::io::stdout().lock(), &options)?,
+                None => evaluate::predict_file(&model, &input, format, &mut std::io::stdout().lock(), &options)?,
             };
             eprintln!("classified {count} texts");
         }
@@ -379,4 +395,32 @@ fn run_pretrain(a: PretrainArgs) -> anyhow::Result<()> {
     );
     println!("wrote {} (fine-tune it with `fit --init {}`)", a.out.display(), a.out.display());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn flags_are_consistent_and_the_formats_documented() {
+        Cli::command().debug_assert();
+        for command in ["eval", "predict"] {
+            let mut cli = Cli::command();
+            let help = cli.find_subcommand_mut(command).expect(command).render_long_help().to_string();
+            for want in ["--format", "tsv", "csv", "jsonl", "text", ".ndjson", "label<TAB>text", "`id`"] {
+                assert!(help.contains(want), "`{want}` missing from {command} --help:\n{help}");
+            }
+        }
+    }
+
+    #[test]
+    fn format_is_optional_and_named_as_in_the_producer() {
+        let cli =
+            Cli::try_parse_from(["t", "predict", "--model", "m", "--input", "x.txt", "--format", "tsv"]).expect("ok");
+        assert!(matches!(cli.command, Command::Predict { format: FormatArg { format: Some(Format::Tsv) }, .. }));
+        let cli = Cli::try_parse_from(["t", "eval", "--model", "m", "--data", "x.csv"]).expect("ok");
+        assert!(matches!(cli.command, Command::Eval { format: FormatArg { format: None }, .. }));
+        assert!(Cli::try_parse_from(["t", "eval", "--model", "m", "--data", "x", "--format", "xml"]).is_err());
+    }
 }

@@ -69,17 +69,17 @@ fn scratch_fit_learns_and_writes_a_loadable_model() {
     assert!(leftovers.is_empty(), "temporary directories left: {leftovers:?}");
 
     // eval reproduces the kept checkpoint's dev metrics from the written directory.
-    let metrics = evaluate_file(&out, &data.join("dev.tsv"), &LoadOptions::default()).expect("eval");
+    let metrics = evaluate_file(&out, &data.join("dev.tsv"), None, &LoadOptions::default()).expect("eval");
     assert!((metrics.accuracy - summary.dev.accuracy).abs() < 1e-9, "{} vs {}", metrics.accuracy, summary.dev.accuracy);
     let classifier = Classifier::load(&out, &LoadOptions::default()).expect("loads as a served model");
     assert_eq!(classifier.labels(), ["-1", "1"]);
 
     // predict writes one JSON line per text.
-    let texts = tmp.path().join("texts.txt");
-    std::fs::write(&texts, "手机很好，非常满意\n质量太差了，退货\n{\"id\": \"r-1\", \"text\": \"还行吧\"}\n")
+    let texts = tmp.path().join("texts.jsonl");
+    std::fs::write(&texts, "{\"text\": \"手机很好，非常满意\"}\n{\"text\": \"质量太差了，退货\"}\n{\"id\": \"r-1\", \"text\": \"还行吧\"}\n")
         .expect("texts");
     let mut jsonl = Vec::new();
-    assert_eq!(predict_file(&out, &texts, &mut jsonl, &LoadOptions::default()).expect("predict"), 3);
+    assert_eq!(predict_file(&out, &texts, None, &mut jsonl, &LoadOptions::default()).expect("predict"), 3);
     let lines: Vec<serde_json::Value> = String::from_utf8(jsonl.clone())
         .expect("utf-8")
         .lines()
@@ -106,7 +106,7 @@ fn check_with_transformers(model: &Path, tmp: &Path, test: &Path) {
     std::fs::write(&texts, body).expect("texts");
     let predictions = tmp.join("hf-predictions.jsonl");
     let mut file = std::fs::File::create(&predictions).expect("create");
-    predict_file(model, &texts, &mut file, &LoadOptions::default()).expect("predict");
+    predict_file(model, &texts, None, &mut file, &LoadOptions::default()).expect("predict");
     run_transformers_check("check_hf_load.py", &[model.as_os_str(), texts.as_os_str(), predictions.as_os_str()]);
 }
 
@@ -151,7 +151,7 @@ fn bf16_fit_learns_and_reports_fp32_metrics() {
     opts.schedule.bf16 = true;
     let summary = fit(&opts).expect("fit");
     assert_beats_majority(&summary.dev);
-    let metrics = evaluate_file(&out, &data.join("dev.tsv"), &LoadOptions::default()).expect("eval");
+    let metrics = evaluate_file(&out, &data.join("dev.tsv"), None, &LoadOptions::default()).expect("eval");
     assert_eq!(metrics.accuracy, summary.dev.accuracy);
 }
 
