@@ -1,6 +1,7 @@
 // Opens the bertstream page of a running worker in headless Chromium, types a
 // Chinese review, presses the button and checks that a label and one bar per
-// label's probability appear. Saves screenshots (desktop and phone widths).
+// label's probability appear, and that the model panel shows the primary, the
+// shadow and their confusion matrix. Saves screenshots (desktop and phone widths).
 //
 //   node tests/browser/page.test.mjs <worker url> [screenshot dir]
 //
@@ -60,6 +61,14 @@ try {
   // The stream panel has rendered (a list, or its empty-state line) and the counts.
   await page.waitForSelector("#latest li", { timeout: 10000 });
   await page.waitForSelector("#counts span", { timeout: 10000 });
+  // The model panel: the primary and the shadow, and their confusion matrix.
+  await page.waitForSelector("#compare:not([hidden])", { timeout: 15000 });
+  const roles = await page.$$eval("#models li", (items) => items.map((i) => i.dataset.role + " " + i.textContent));
+  check(roles.some((r) => r.startsWith("primary primarytiny-bert@")), `primary listed: ${JSON.stringify(roles)}`);
+  check(roles.some((r) => r.startsWith("shadow shadowreversed@")), `shadow listed: ${JSON.stringify(roles)}`);
+  check(/agreement \d+\.\d% over \d+ reviews/.test(await page.textContent("#agreement")), "agreement shown");
+  const cells = await page.$$eval("#confusion td", (tds) => tds.map((td) => parseInt(td.textContent, 10)));
+  check(cells.length === 9 && cells.reduce((s, n) => s + n, 0) > 0, `a 3x3 confusion matrix: ${cells}`);
   check(errors.length === 0, `no script errors: ${errors.join("; ")}`);
   await page.screenshot({ path: join(outDir, "page.png"), fullPage: true });
 

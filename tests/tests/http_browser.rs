@@ -1,6 +1,7 @@
 //! The web page in real headless Chromium (playwright-core, tests/browser/):
 //! open the page of a running worker, type a Chinese review, press the button,
-//! see a label and its probabilities. Screenshots: target/browser/*.png.
+//! see a label and its probabilities; the model panel shows the primary, the
+//! shadow and their confusion matrix. Screenshots: target/browser/*.png.
 //! Fails (never skips) when node, Chromium or the npm packages are missing.
 
 use std::path::Path;
@@ -31,7 +32,8 @@ async fn the_page_classifies_a_chinese_review_in_headless_chromium() {
     let db = fresh_database().await;
     let records: Vec<_> = (0..6).map(|i| review(&format!("b-{i}"), &sample_text(i))).collect();
     publish(&topics.input, &records).await;
-    let worker = Worker::start(&topics, &db, &[]);
+    let shadow = tiny_model_reversed("reversed");
+    let worker = Worker::start(&topics, &db, &[("SHADOW_MODEL_DIR", shadow.to_str().expect("utf-8"))]);
     let client = reqwest::Client::new();
     wait_until(Duration::from_secs(120), "the worker ready and 6 rows stored", || async {
         client.get(worker.url("/readyz")).send().await.is_ok_and(|r| r.status() == 200) && stored_count(&db).await == 6

@@ -1,4 +1,5 @@
-// The bertstream page: classify a text now, and watch the stream's results.
+// The bertstream page: classify a text now, and watch the stream's results
+// and the models (primary, shadow, how they compare).
 "use strict";
 const $ = (id) => document.getElementById(id);
 const POLL_MS = 3000;
@@ -98,9 +99,48 @@ async function refreshStats() {
   if (filter.options.length === 1) for (const label of stats.labels) filter.append(new Option(label, label));
 }
 
+function modelLine(role, m, extra) {
+  const item = el("li");
+  item.dataset.role = role;
+  item.append(el("span", "tag", role), el("span", "text", m.id), el("span", "muted", `${m.scored} scored${extra}`));
+  return item;
+}
+
+// The loaded models and, with a shadow, how it compares with the primary on
+// the reviews both scored: agreement and the confusion matrix (rows: primary).
+async function refreshModels() {
+  const models = await api("/v1/models");
+  const list = $("models");
+  list.replaceChildren(modelLine("primary", models.primary, ""));
+  if (!models.shadow) {
+    list.append(el("li", "muted", "没有影子模型 · no shadow model (SHADOW_MODEL_DIR)"));
+    $("compare").hidden = true;
+    return;
+  }
+  list.append(modelLine("shadow", models.shadow, ` · sample ${(models.shadow_sample * 100).toFixed(0)}%`));
+  const q = `?a=${encodeURIComponent(models.primary.id)}&b=${encodeURIComponent(models.shadow.id)}`;
+  const c = await api("/v1/models/compare" + q);
+  $("agreement").textContent = c.reviews
+    ? `一致率 · agreement ${(c.agreement * 100).toFixed(1)}% over ${c.reviews} reviews`
+    : "no review scored by both yet";
+  const labels = models.primary.labels;
+  const table = $("confusion");
+  table.replaceChildren();
+  const head = el("tr");
+  head.append(el("th", "muted", "primary \\ shadow"), ...labels.map((l) => el("th", "", l)));
+  table.append(head);
+  for (const a of labels) {
+    const row = el("tr");
+    row.append(el("th", "", a));
+    for (const b of labels) row.append(el("td", a === b ? "same" : "", String((c.confusion[a] || {})[b] || 0)));
+    table.append(row);
+  }
+  $("compare").hidden = false;
+}
+
 async function poll() {
   try {
-    await Promise.all([refreshLatest(), refreshStats()]);
+    await Promise.all([refreshLatest(), refreshStats(), refreshModels()]);
   } catch (error) {
     if (error.status === 401) $("token").hidden = false;
   }
