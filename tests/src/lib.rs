@@ -22,4 +22,4 @@ pub use kafka::{
     Record, Topics,
 };
 pub use ledger::{assert_all_committed, audit, stop_and_audit, Ledger};
-pub use process::{free_port, worker_binary, Worker};
+pub use process::{backfill, free_port, start_backfill, worker_binary, Worker};

@@ -128,3 +128,28 @@ impl Drop for Worker {
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
 }
+
+/// `bertstream-worker backfill` over `topics.input` and `database_url`, with
+/// `args`; started, not awaited (a test may kill it part-way).
+pub fn start_backfill(topics: &Topics, database_url: &str, args: &[&str]) -> Child {
+    Command::new(worker_binary())
+        .arg("backfill")
+        .args(args)
+        .env("KAFKA_BROKERS", brokers())
+        .env("INPUT_TOPIC", &topics.input)
+        .env("DATABASE_URL", database_url)
+        .env("DEVICE", "cpu")
+        .env("TORCH_THREADS", "1")
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn backfill")
+}
+
+/// Runs a backfill to its end: exit code, stdout, stderr.
+pub fn backfill(topics: &Topics, database_url: &str, args: &[&str]) -> (i32, String, String) {
+    let output = start_backfill(topics, database_url, args).wait_with_output().expect("backfill runs");
+    let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+    (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
+}

@@ -142,6 +142,61 @@ pub struct RunArgs {
     pub startup_timeout_secs: u64,
 }
 
+/// `bertstream-worker backfill`: re-score a range of the input topic, or the
+/// stored rows, with a chosen model, beside the running workers.
+#[derive(Args, Debug, Clone)]
+pub struct BackfillArgs {
+    /// The model directory to score with.
+    #[arg(long)]
+    pub model: PathBuf,
+    /// Where to start in the input topic: an offset for every partition
+    /// (`0`), or per partition (`0:1200,1:900`). Default: the earliest retained.
+    #[arg(long, conflicts_with_all = ["from_time", "from_table"])]
+    pub from_offset: Option<String>,
+    /// Where to stop (exclusive), as `--from-offset`. Default: each partition's end when the job first ran.
+    #[arg(long, conflicts_with_all = ["to_time", "from_table"])]
+    pub to_offset: Option<String>,
+    /// Start at the first message published at or after this time (RFC 3339, e.g. 2026-12-01T00:00:00Z).
+    #[arg(long, conflicts_with = "from_table")]
+    pub from_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Stop before the first message published at or after this time.
+    #[arg(long, conflicts_with = "from_table")]
+    pub to_time: Option<chrono::DateTime<chrono::Utc>>,
+    /// Re-score the stored results (`classifications`) instead of the topic:
+    /// for when the topic's retention has passed.
+    #[arg(long)]
+    pub from_table: bool,
+    /// Also make the new results the served ones (`classifications`), unless
+    /// a newer message of the review is stored. The output topic is not written.
+    #[arg(long)]
+    pub promote_results: bool,
+    /// Most reviews scored per second (0: as fast as the model goes). Keeps the
+    /// live workers' share of a shared GPU or database.
+    #[arg(long, default_value_t = 100)]
+    pub rate: u32,
+    /// Texts per model batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch_size: usize,
+    /// Name of the job, for resuming after an interruption. Default: made
+    /// from the model and the range, so running the same command again resumes.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Where the model runs: auto, cpu, cuda or cuda:N.
+    #[arg(long, env = "DEVICE", default_value = "auto")]
+    pub device: DeviceSpec,
+    /// libtorch intra-op threads on CPU (default: one per core).
+    #[arg(long, env = "TORCH_THREADS")]
+    pub torch_threads: Option<usize>,
+    /// Longest input in tokens (default: the model's).
+    #[arg(long, env = "MAX_SEQ_LEN")]
+    pub max_seq_len: Option<usize>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Postgres URL (never logged).
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Secret,
+}
+
 impl RunArgs {
     pub fn startup_timeout(&self) -> Option<Duration> {
         (self.startup_timeout_secs > 0).then(|| Duration::from_secs(self.startup_timeout_secs))

@@ -70,6 +70,19 @@ pub fn consumer_config(args: &KafkaArgs) -> ClientConfig {
     config
 }
 
+/// Backfill reads with `assign`, outside every consumer group's offsets:
+/// it never commits, so it cannot move a live group's position.
+const BACKFILL_PINNED: &[(&str, &str)] = &[
+    ("enable.auto.commit", "false"),
+    ("enable.auto.offset.store", "false"),
+    ("group.id", "bertstream-backfill"),
+];
+
+/// The settings of the backfill's reader (see [`BACKFILL_PINNED`]).
+pub fn backfill_consumer_config(args: &KafkaArgs) -> ClientConfig {
+    client_config(args, &[("queued.max.messages.kbytes", "16384")], BACKFILL_PINNED)
+}
+
 /// An idempotent producer (acks=all, ordered retries), compressed, that keeps
 /// retrying for `delivery.timeout.ms` before a delivery report says it failed.
 pub fn producer(args: &KafkaArgs) -> anyhow::Result<FutureProducer> {

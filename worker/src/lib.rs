@@ -6,6 +6,8 @@
 
 pub mod http;
 pub mod pipeline;
+// `backfill`: the command beside the stream; it scores and writes on its own.
+pub mod backfill;
 
 // The stages, in the order a message meets them (`offsets` is the last).
 pub mod batcher;

@@ -1,7 +1,8 @@
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
-use bertstream_worker::config::{RunArgs, Secret};
+use bertstream_worker::backfill::{self, UsageError};
+use bertstream_worker::config::{BackfillArgs, RunArgs, Secret};
 use bertstream_worker::{db, pipeline};
 
 /// The bertstream stream worker: Kafka -> micro-batches -> BERT -> Postgres +
@@ -20,6 +21,14 @@ struct Cli {
 enum Command {
     /// Run the worker: consume, classify, store, serve HTTP.
     Run(Box<RunArgs>),
+    /// Re-score a range of the input topic (--from-offset/--to-offset or
+    /// --from-time/--to-time; default: all it retains), or the stored results
+    /// (--from-table), with --model, into the `predictions` table; with
+    /// --promote-results into `classifications` too. Reads outside the live
+    /// consumer group at most --rate reviews/s, so it runs beside the workers;
+    /// run the same command again to resume after an interruption. Exit code
+    /// 2: the command line or the model cannot work (the reason is printed).
+    Backfill(Box<BackfillArgs>),
     /// Apply the database migrations and exit.
     Migrate {
         /// Postgres URL (never logged).
@@ -44,6 +53,17 @@ async fn main() -> anyhow::Result<()> {
     init_logging(&cli.log_format);
     match cli.command {
         Command::Run(args) => pipeline::run(*args).await,
+        Command::Backfill(args) => match backfill::run(*args).await {
+            Ok(summary) => {
+                println!("{summary}");
+                Ok(())
+            }
+            Err(e) if e.is::<UsageError>() => {
+                eprintln!("error: {e}");
+                std::process::exit(2);
+            }
+            Err(e) => Err(e),
+        },
         Command::Migrate { database_url } => {
             let pool = db::connect(database_url.expose(), 1)?;
             db::MIGRATOR.run(&pool).await?;

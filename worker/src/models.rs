@@ -232,7 +232,7 @@ impl Models {
 }
 
 /// Loads a model on a blocking thread and checks it on a warm-up batch.
-async fn load(dir: &Path, options: &LoadOptions, threads: Option<usize>) -> anyhow::Result<Arc<LoadedModel>> {
+pub async fn load(dir: &Path, options: &LoadOptions, threads: Option<usize>) -> anyhow::Result<Arc<LoadedModel>> {
     let (dir, options) = (dir.to_path_buf(), options.clone());
     tokio::task::spawn_blocking(move || {
         let handle = ClassifierHandle::spawn(dir.clone(), options, threads)

@@ -25,7 +25,7 @@ use sqlx::PgPool;
 use tokio::sync::{mpsc, Notify};
 
 use crate::db::predictions::{PredictionRow, Role};
-use crate::db::results::Upserted;
+use crate::db::results::{SameMessage, Upserted};
 use crate::db::{self, ResultRow};
 use crate::dlq::DeadLetters;
 use crate::metrics::Metrics;
@@ -197,7 +197,7 @@ impl Sinks {
     async fn store_rows(&self, rows: &mut [ResultRow]) -> Vec<Result<Upserted, String>> {
         let mut backoff = Backoff::new();
         loop {
-            match db::upsert(&self.pool, rows).await {
+            match db::upsert(&self.pool, rows, SameMessage::Keep).await {
                 Ok(outcomes) => return outcomes.into_iter().map(Ok).collect(),
                 Err(e) if db::is_data_error(&e) => {
                     if rows.len() == 1 {

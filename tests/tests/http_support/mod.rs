@@ -71,7 +71,7 @@ impl TestApp {
     }
 
     pub async fn insert(&self, rows: &[ResultRow]) {
-        db::upsert(&self.state.pool, &mut rows.to_vec()).await.expect("upsert");
+        db::upsert(&self.state.pool, &mut rows.to_vec(), db::results::SameMessage::Keep).await.expect("upsert");
     }
 }
 

@@ -1,8 +1,10 @@
 //! All Postgres access of the worker: the pool, migrations, and one module
-//! per use — [`results`] (the sinks' upsert), [`predictions`] (every
+//! per use — [`results`] (the sinks' upsert), [`backfill`] (its progress
+//! and the rows it re-scores), [`predictions`] (every
 //! model's results: the shadow's writes, comparisons), [`reviews`] and
 //! [`stats`] (what HTTP reads). Nothing outside this module writes SQL.
 
+pub mod backfill;
 pub mod predictions;
 pub mod results;
 pub mod reviews;
@@ -17,7 +19,7 @@ use tokio::time::Instant;
 
 use crate::retry::Backoff;
 
-pub use results::{upsert, ResultRow};
+pub use results::{upsert, ResultRow, SameMessage};
 
 pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 

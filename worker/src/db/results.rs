@@ -42,11 +42,21 @@ pub enum Upserted {
     Superseded,
 }
 
+/// What an upsert does with a row stored from the very message it writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SameMessage {
+    /// Keep the stored result (the stream reading a message again: L4).
+    Keep,
+    /// Replace it (a backfill promoting another model's results).
+    Replace,
+}
+
 /// Upserts rows in one round trip. Ids must be unique within `rows`
 /// (Postgres cannot update one row twice in a statement). Newer wins
 /// (RELIABILITY.md L6): a message replaces the stored row of its id unless
-/// that row came from the same partition at the same or a higher offset.
-pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<Vec<Upserted>, sqlx::Error> {
+/// that row came from the same partition at a higher offset, or at the same
+/// offset and `same` says keep.
+pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow], same: SameMessage) -> Result<Vec<Upserted>, sqlx::Error> {
     macro_rules! column {
         ($field:ident) => {
             rows.iter().map(|r| r.$field.clone()).collect::<Vec<_>>()
@@ -74,6 +84,7 @@ pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<Vec<Upserte
          WHERE (classifications.source_topic, classifications.source_partition)
                IS DISTINCT FROM (EXCLUDED.source_topic, EXCLUDED.source_partition)
             OR classifications.source_offset < EXCLUDED.source_offset
+            OR ($17 AND classifications.source_offset = EXCLUDED.source_offset)
          RETURNING review_id, model, label, score, scores, source_topic, source_partition, source_offset,
                    classified_at
          ), primary_predictions AS (
@@ -105,6 +116,7 @@ pub async fn upsert(pool: &PgPool, rows: &mut [ResultRow]) -> Result<Vec<Upserte
     .bind(column!(model_ms))
     .bind(column!(batch_size))
     .bind(rows.iter().map(|r| r.fields.to_string()).collect::<Vec<_>>())
+    .bind(same == SameMessage::Replace)
     .fetch_all(pool)
     .await?;
     let written: HashSet<String> = written.into_iter().collect();
