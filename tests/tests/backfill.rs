@@ -53,12 +53,18 @@ async fn a_backfill_of_an_offset_range_scores_exactly_those_reviews() {
     assert!(out.contains("scored   55 reviews"), "{out}");
     let expected: BTreeSet<(String, (i32, i64))> = read_all(&topics.input)
         .iter()
-        .filter(|r| (r.partition == 0 && (10..40).contains(&r.offset)) || (r.partition == 1 && (5..30).contains(&r.offset)))
+        .filter(|r| {
+            (r.partition == 0 && (10..40).contains(&r.offset)) || (r.partition == 1 && (5..30).contains(&r.offset))
+        })
         .map(|r| (r.key_str(), (r.partition, r.offset)))
         .collect();
     assert_eq!(expected.len(), 55);
     assert_eq!(backfilled(&db, "reversed@").await, expected);
-    assert!(prediction_rows(&db).await.iter().filter(|r| r.model.starts_with("reversed@")).all(|r| r.role == "backfill"));
+    assert!(prediction_rows(&db)
+        .await
+        .iter()
+        .filter(|r| r.model.starts_with("reversed@"))
+        .all(|r| r.role == "backfill"));
     // The served results stay the live model's.
     assert!(stored_models(&db).await.values().all(|(m, _)| m.starts_with("tiny-bert@")));
     stop_and_audit([&mut worker], &topics, &db).await;

@@ -111,9 +111,9 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Summary> {
         summary: Summary { job, ..Summary::default() },
     };
     if args.from_table {
-        backfill.from_table().await?;
+        backfill.stored_rows().await?;
     } else {
-        backfill.from_topic(&args).await?;
+        backfill.topic_range(&args).await?;
     }
     backfill.summary.seconds = started.elapsed().as_secs_f64();
     Ok(backfill.summary)
@@ -137,7 +137,7 @@ fn default_job_name(args: &BackfillArgs, model_id: &str) -> String {
 }
 
 impl Backfill {
-    async fn from_topic(&mut self, args: &BackfillArgs) -> anyhow::Result<()> {
+    async fn topic_range(&mut self, args: &BackfillArgs) -> anyhow::Result<()> {
         let topic = args.kafka.input_topic.clone();
         let consumer: BaseConsumer = kafka::backfill_consumer_config(&args.kafka).create().map_err(kafka::redacted)?;
         let ranges = tokio::task::block_in_place(|| resolve_ranges(&consumer, &topic, args))?;
@@ -220,7 +220,7 @@ impl Backfill {
         Ok(())
     }
 
-    async fn from_table(&mut self) -> anyhow::Result<()> {
+    async fn stored_rows(&mut self) -> anyhow::Result<()> {
         let mut after = db::backfill::start_table_job(&self.pool, &self.job).await?;
         self.summary.resumed = after.is_some();
         let total = db::backfill::count_after(&self.pool, after.as_deref()).await?;
@@ -369,7 +369,8 @@ fn progress_bar(total: u64, job: &str) -> ProgressBar {
 fn resolve_ranges(consumer: &BaseConsumer, topic: &str, args: &BackfillArgs) -> anyhow::Result<Vec<PartitionProgress>> {
     let timeout = Duration::from_secs(10);
     let metadata = consumer.fetch_metadata(Some(topic), timeout).context("reading the topic's metadata")?;
-    let partitions: Vec<i32> = metadata.topics().first().map_or(Vec::new(), |t| t.partitions().iter().map(|p| p.id()).collect());
+    let partitions: Vec<i32> =
+        metadata.topics().first().map_or(Vec::new(), |t| t.partitions().iter().map(|p| p.id()).collect());
     if partitions.is_empty() {
         return Err(usage(format!("topic `{topic}` does not exist or has no partitions")));
     }
@@ -384,7 +385,8 @@ fn resolve_ranges(consumer: &BaseConsumer, topic: &str, args: &BackfillArgs) -> 
             )));
         }
     }
-    let chosen: Vec<i32> = if named.is_empty() { partitions } else { partitions.into_iter().filter(|p| named.contains(p)).collect() };
+    let chosen: Vec<i32> =
+        if named.is_empty() { partitions } else { partitions.into_iter().filter(|p| named.contains(p)).collect() };
     let at_time = |time: Option<chrono::DateTime<Utc>>| -> anyhow::Result<Option<HashMap<i32, i64>>> {
         let Some(time) = time else { return Ok(None) };
         let mut list = TopicPartitionList::new();
@@ -399,7 +401,8 @@ fn resolve_ranges(consumer: &BaseConsumer, topic: &str, args: &BackfillArgs) -> 
     for p in chosen {
         let (low, high) = consumer.fetch_watermarks(topic, p, timeout).context("reading the partition's offsets")?;
         // A time past the last message gives -1: the range runs to the end.
-        let by_time = |m: &Option<HashMap<i32, i64>>| m.as_ref().map(|m| m.get(&p).copied().filter(|o| *o >= 0).unwrap_or(high));
+        let by_time =
+            |m: &Option<HashMap<i32, i64>>| m.as_ref().map(|m| m.get(&p).copied().filter(|o| *o >= 0).unwrap_or(high));
         let start = from.as_ref().and_then(|s| s.get(p)).or(by_time(&from_time)).unwrap_or(low);
         let end = to.as_ref().and_then(|s| s.get(p)).or(by_time(&to_time)).unwrap_or(high);
         if start < low {
@@ -442,7 +445,8 @@ impl Offsets {
 }
 
 fn parse_offsets(spec: &str, flag: &str) -> anyhow::Result<Offsets> {
-    let bad = || usage(format!("{flag} `{spec}`: expected an offset (e.g. 0) or partition:offset pairs (e.g. 0:1200,1:900)"));
+    let bad =
+        || usage(format!("{flag} `{spec}`: expected an offset (e.g. 0) or partition:offset pairs (e.g. 0:1200,1:900)"));
     if let Ok(offset) = spec.trim().parse::<i64>() {
         return if offset >= 0 { Ok(Offsets::All(offset)) } else { Err(bad()) };
     }

@@ -72,11 +72,8 @@ pub fn consumer_config(args: &KafkaArgs) -> ClientConfig {
 
 /// Backfill reads with `assign`, outside every consumer group's offsets:
 /// it never commits, so it cannot move a live group's position.
-const BACKFILL_PINNED: &[(&str, &str)] = &[
-    ("enable.auto.commit", "false"),
-    ("enable.auto.offset.store", "false"),
-    ("group.id", "bertstream-backfill"),
-];
+const BACKFILL_PINNED: &[(&str, &str)] =
+    &[("enable.auto.commit", "false"), ("enable.auto.offset.store", "false"), ("group.id", "bertstream-backfill")];
 
 /// The settings of the backfill's reader (see [`BACKFILL_PINNED`]).
 pub fn backfill_consumer_config(args: &KafkaArgs) -> ClientConfig {
