@@ -3,6 +3,7 @@
     python bench/e2e/e2e.py --system bertstream|peer --model DIR --data FILE.jsonl \
         --n 3000 [--paced-seconds 15 [--rate R | --rate-fraction 0.5]] [--threads T]
         [--label NAME] [--json OUT.jsonl] [--env NAME=VALUE ...] [--perf perf.data]
+        [--swap-to DIR] [--backfill-model DIR --backfill-rate R]
 
 BERTSTREAM_WORKER=path picks the worker binary (default: target/release's).
 
@@ -19,6 +20,14 @@ has joined and the model has run once). Then two phases:
 2. paced (latency): R/s for --paced-seconds (at least 8 reviews), R below both systems' capacity;
    end-to-end latency = output record timestamp - input record timestamp (both
    Kafka CreateTime, so both after the result is in Postgres); p50/p99.
+
+The model lifecycle (bench/models.sh, bertstream only): --swap-to DIR swaps
+the primary to DIR (POST /v1/admin/models/primary) once a third of the
+backlog is out, and reports the longest gap between consecutive batches
+around the swap against the backlog's median gap (`swap_stall_batches`);
+--backfill-model DIR runs `bertstream-worker backfill` over the backlog
+already scored, at --backfill-rate reviews/s, during the paced phase, whose
+latency then shows what the backfill costs the live stream.
 
 Prints one JSON object (and appends it to --json).
 """
@@ -99,6 +108,33 @@ def pct(xs, q):
     return xs[min(len(xs) - 1, int(round(q / 100 * (len(xs) - 1))))]
 
 
+def swap(port: int, token: str, model_dir: str) -> None:
+    import urllib.request
+    request = urllib.request.Request(f"http://127.0.0.1:{port}/v1/admin/models/primary", method="POST",
+                                     data=json.dumps({"dir": str(Path(model_dir).resolve())}).encode(),
+                                     headers={"Authorization": "Bearer " + token, "Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=60) as reply:
+        json.load(reply)
+
+
+def swap_stall(db_url: str, keys) -> dict:
+    """The longest gap between consecutive batches where the model changes,
+    in median gaps of the backlog phase (1.0: the swap cost no batch time)."""
+    with psycopg.connect(db_url) as c:
+        batches = c.execute("SELECT DISTINCT classified_at, model FROM classifications WHERE review_id = ANY(%s)"
+                            " ORDER BY classified_at", (keys,)).fetchall()
+    gaps = [(b[0] - a[0]).total_seconds() for a, b in zip(batches, batches[1:])]
+    at_swap = [g for (a, b), g in zip(zip(batches, batches[1:]), gaps) if a[1] != b[1]]
+    median = statistics.median(gaps)
+    return {"median_gap_ms": round(median * 1000, 1), "swap_gap_ms": round(max(at_swap) * 1000, 1),
+            "swap_stall_batches": round(max(at_swap) / median, 2)}
+
+
+def backfilled(db_url: str) -> int:
+    with psycopg.connect(db_url) as c:
+        return c.execute("SELECT count(*) FROM predictions WHERE role = 'backfill'").fetchone()[0]
+
+
 def main() -> None:
     p = argparse.ArgumentParser()
     p.add_argument("--system", choices=["bertstream", "peer"], required=True)
@@ -115,6 +151,9 @@ def main() -> None:
     p.add_argument("--perf", help="record a perf profile of the system during the backlog phase into this file")
     p.add_argument("--timeout", type=float, default=600)
     p.add_argument("--env", action="append", default=[], help="NAME=VALUE for the system under test")
+    p.add_argument("--swap-to", help="bertstream: hot swap to this model a third of the way through the backlog")
+    p.add_argument("--backfill-model", help="bertstream: backfill the backlog with this model during the paced phase")
+    p.add_argument("--backfill-rate", type=int, default=50)
     a = p.parse_args()
 
     reviews = [json.loads(l) for l in open(a.data, encoding="utf-8")]
@@ -138,6 +177,8 @@ def main() -> None:
                DEVICE="cpu", TORCH_THREADS=str(a.threads), HTTP_ADDR=f"127.0.0.1:{port}",
                TOPIC_PARTITIONS=str(PARTITIONS), RUST_LOG=os.environ.get("RUST_LOG", "warn"))
     env.update(kv.split("=", 1) for kv in a.env)
+    admin_token = uuid.uuid4().hex
+    env["ADMIN_TOKENS"] = admin_token
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     worker = os.environ.get("BERTSTREAM_WORKER", str(target / "release" / "bertstream-worker"))
     cmd = ([worker, "run"] if a.system == "bertstream"
@@ -168,6 +209,11 @@ def main() -> None:
         t0, cpu0 = time.time(), cpu_seconds(proc.pid)
         publish(backlog)
         producer.flush()
+        if a.swap_to:
+            reader.wait([r["id"] for r in backlog[:len(backlog) // 3]], a.timeout)
+            swap_started = time.time()
+            swap(port, admin_token, a.swap_to)
+            result["swap_s"] = round(time.time() - swap_started, 3)
         out = reader.wait([r["id"] for r in backlog], a.timeout)
         wall = max(out) / 1000 - t0
         cpu = cpu_seconds(proc.pid) - cpu0
@@ -190,6 +236,8 @@ def main() -> None:
         result["model_s"] = round(model_s, 2)
         result["model_reviews_per_s"] = round(a.n / model_s, 1)
         result["efficiency"] = round(model_s / wall, 3)
+        if a.swap_to:
+            result.update(swap_stall(db_url, [r["id"] for r in backlog]))
 
         # 2. paced: latency
         rate = a.rate or round(result["reviews_per_s"] * a.rate_fraction, 2)
@@ -199,6 +247,10 @@ def main() -> None:
             raise SystemExit(f"{a.data}: too few reviews for the paced phase")
         if paced:
             keys = [r["id"] for r in paced]
+            backfill = (subprocess.Popen(
+                [worker, "backfill", "--model", a.backfill_model, "--rate", str(int(a.backfill_rate)),
+                 "--job", "bench-" + suffix],
+                env=env, stdout=log, stderr=subprocess.STDOUT) if a.backfill_model else None)
             start = time.time()
             for i, r in enumerate(paced):
                 delay = start + i / rate - time.time()
@@ -207,6 +259,10 @@ def main() -> None:
                 publish([r])
             producer.flush()
             out = reader.wait(keys, a.timeout)
+            if backfill:
+                result["backfilled_during_paced"] = backfilled(db_url)
+                backfill.terminate()
+                backfill.wait(30)
             consumer = Consumer({"bootstrap.servers": brokers, "group.id": "bench-in-" + suffix, "enable.auto.commit": False})
             consumer.assign([TopicPartition(topics["in"], p, 0) for p in range(PARTITIONS)])
             published = {}

@@ -86,6 +86,13 @@ pub enum Poison {
     /// Not found by parsing: Postgres refused the row on its own.
     #[error("the database rejected the row: {0}")]
     Rejected(String),
+    /// Not found by parsing: the model gave NaN or infinite scores for it.
+    #[error("the model gave non-finite scores: {0}")]
+    NonFinite(String),
+    /// Not found by parsing: the model failed on this record alone (its
+    /// batch's other records and a probe batch succeeded).
+    #[error("the model failed on this record: {0}")]
+    ModelFailed(String),
 }
 
 impl Poison {
@@ -102,6 +109,8 @@ impl Poison {
             Poison::NulCharacter(_) => "nul_character",
             Poison::InvalidId(_) => "invalid_id",
             Poison::Rejected(_) => "rejected",
+            Poison::NonFinite(_) => "non_finite",
+            Poison::ModelFailed(_) => "model_error",
         }
     }
 }

@@ -52,6 +52,39 @@ pub fn tiny_model_reversed(name: &str) -> PathBuf {
     })
 }
 
+/// The project's Python (the venv's, with torch and transformers), else `python3`.
+pub fn python() -> PathBuf {
+    let venv = repo_root().join(".venv/bin/python");
+    if venv.is_file() {
+        venv
+    } else {
+        PathBuf::from("python3")
+    }
+}
+
+/// The tiny model with NaN in the embedding of `token`: every text holding
+/// that token gets NaN scores (fp16 overflow, as a CPU can show it).
+pub fn tiny_model_with_nan_token(name: &str, token: &str) -> PathBuf {
+    let dir = tiny_model_variant(name, |_| {});
+    let script = r#"
+import sys
+from safetensors.torch import load_file, save_file
+path, token = sys.argv[1], sys.argv[2]
+vocab = open(path.replace("model.safetensors", "vocab.txt"), encoding="utf-8").read().splitlines()
+weights = load_file(path)
+weights["bert.embeddings.word_embeddings.weight"][vocab.index(token)] = float("nan")
+save_file(weights, path, metadata={"format": "pt"})
+"#;
+    let status = std::process::Command::new(python())
+        .args(["-c", script])
+        .arg(dir.join("model.safetensors"))
+        .arg(token)
+        .status()
+        .expect("python runs");
+    assert!(status.success(), "writing the NaN model");
+    dir
+}
+
 /// Waits until `check` is true, polling; panics with `what` after `timeout`.
 pub async fn wait_until<F, Fut>(timeout: Duration, what: &str, mut check: F)
 where

@@ -91,6 +91,22 @@ pub fn review(id: &str, text: &str) -> KeyValue {
     (Some(id.as_bytes().to_vec()), Some(value.to_string().into_bytes()))
 }
 
+/// `n` valid reviews with ids `<prefix>-00000`, ... and [`sample_text`]s.
+pub fn reviews(prefix: &str, n: usize) -> Vec<KeyValue> {
+    (0..n).map(|i| review(&format!("{prefix}-{i:05}"), &sample_text(i))).collect()
+}
+
+/// Whether the group has committed the end of every non-empty input partition.
+pub fn all_committed(topics: &Topics) -> bool {
+    let committed = committed_offsets(&topics.input, &topics.group);
+    end_offsets(&topics.input).iter().all(|(p, end)| *end == 0 || committed.get(p) == Some(end))
+}
+
+/// Waits until [`all_committed`]; panics after `timeout`.
+pub async fn wait_all_committed(topics: &Topics, timeout: Duration) {
+    crate::common::wait_until(timeout, "every input committed", || async { all_committed(topics) }).await;
+}
+
 /// Texts of varied length, Chinese and English.
 pub fn sample_text(i: usize) -> String {
     const TEXTS: [&str; 6] = [

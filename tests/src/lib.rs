@@ -12,14 +12,17 @@ pub mod kafka;
 pub mod ledger;
 pub mod process;
 
-pub use common::{repo_root, tiny_model, tiny_model_reversed, tiny_model_variant, unique, wait_until};
+pub use common::{
+    python, repo_root, tiny_model, tiny_model_reversed, tiny_model_variant, tiny_model_with_nan_token, unique,
+    wait_until,
+};
 pub use db::{
     admin_database_url, database_name, fresh_database, prediction_rows, set_database_available, stored_count,
     stored_models, stored_rows, PredictionRow, StoredRow,
 };
 pub use kafka::{
-    brokers, committed_offsets, create_topics, end_offsets, producer, publish, read_all, review, sample_text, KeyValue,
-    Record, Topics,
+    all_committed, brokers, committed_offsets, create_topics, end_offsets, producer, publish, read_all, review,
+    reviews, sample_text, wait_all_committed, KeyValue, Record, Topics,
 };
 pub use ledger::{assert_all_committed, audit, stop_and_audit, Ledger};
 pub use process::{backfill, free_port, start_backfill, worker_binary, Worker};

@@ -10,18 +10,6 @@ use bertstream_tests::*;
 
 const STEADY: Duration = Duration::from_secs(180);
 
-fn reviews(prefix: &str, n: usize) -> Vec<KeyValue> {
-    (0..n).map(|i| review(&format!("{prefix}-{i:05}"), &sample_text(i))).collect()
-}
-
-async fn wait_all_committed(topics: &Topics) {
-    wait_until(STEADY, "every input committed", || async {
-        let committed = committed_offsets(&topics.input, &topics.group);
-        end_offsets(&topics.input).iter().all(|(p, end)| *end == 0 || committed.get(p) == Some(end))
-    })
-    .await;
-}
-
 /// The backfill's rows of `model_prefix`: (review id, (partition, offset)).
 async fn backfilled(db: &str, model_prefix: &str) -> BTreeSet<(String, (i32, i64))> {
     prediction_rows(db)
@@ -42,7 +30,7 @@ async fn a_backfill_of_an_offset_range_scores_exactly_those_reviews() {
     let db = fresh_database().await;
     publish(&topics.input, &reviews("r", 200)).await;
     let mut worker = Worker::start(&topics, &db, &[]);
-    wait_all_committed(&topics).await;
+    wait_all_committed(&topics, STEADY).await;
     let reversed = tiny_model_reversed("reversed");
     let (code, out, err) = backfill(
         &topics,
@@ -103,7 +91,7 @@ async fn a_backfill_from_the_table_promotes_its_results() {
     let db = fresh_database().await;
     publish(&topics.input, &reviews("t", 150)).await;
     let mut worker = Worker::start(&topics, &db, &[]);
-    wait_all_committed(&topics).await;
+    wait_all_committed(&topics, STEADY).await;
     stop_and_audit([&mut worker], &topics, &db).await;
     let before = stored_rows(&db).await;
 

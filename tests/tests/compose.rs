@@ -4,7 +4,7 @@
 //! train step trains once and skips itself after, and the worker's start line
 //! serves the page on that model.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
@@ -50,15 +50,6 @@ impl Drop for KillOnDrop {
     fn drop(&mut self) {
         let _ = self.0.kill();
         let _ = self.0.wait();
-    }
-}
-
-fn python() -> PathBuf {
-    let venv = repo_root().join(".venv/bin/python");
-    if venv.is_file() {
-        venv
-    } else {
-        PathBuf::from("python3")
     }
 }
 

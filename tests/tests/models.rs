@@ -12,19 +12,6 @@ use serde_json::{json, Value};
 const STEADY: Duration = Duration::from_secs(180);
 const ADMIN: &str = "admin-secret";
 
-async fn all_committed(topics: &Topics) -> bool {
-    let committed = committed_offsets(&topics.input, &topics.group);
-    end_offsets(&topics.input).iter().all(|(p, end)| *end == 0 || committed.get(p) == Some(end))
-}
-
-async fn wait_all_committed(topics: &Topics) {
-    wait_until(STEADY, "every input committed", || all_committed(topics)).await;
-}
-
-fn reviews(prefix: &str, n: usize) -> Vec<KeyValue> {
-    (0..n).map(|i| review(&format!("{prefix}-{i:05}"), &sample_text(i))).collect()
-}
-
 async fn admin_post(worker: &Worker, path: &str, body: Value) -> Value {
     let reply =
         reqwest::Client::new().post(worker.url(path)).bearer_auth(ADMIN).json(&body).send().await.expect("admin call");
@@ -69,7 +56,7 @@ async fn a_hot_swap_under_load_loses_nothing_and_rows_name_the_model_that_scored
     let (old, new) = (change["previous"].as_str().expect("id"), change["primary"].as_str().expect("id"));
     assert!(old.starts_with("tiny-bert@") && new.starts_with("reversed@"), "{change}");
     publish(&topics.input, &reviews("b", 500)).await;
-    wait_all_committed(&topics).await;
+    wait_all_committed(&topics, STEADY).await;
 
     stop_and_audit([&mut worker], &topics, &db).await;
     let models = stored_models(&db).await;
@@ -100,7 +87,7 @@ async fn sighup_after_a_symlink_flip_swaps_the_primary() {
     let mut worker = Worker::start(&topics, &db, &[("MODEL_DIR", link.to_str().expect("utf-8"))]);
     wait_until(STEADY, "the worker up", || async { worker.log_text().contains("HTTP listening") }).await;
     publish(&topics.input, &reviews("a", 50)).await;
-    wait_all_committed(&topics).await;
+    wait_all_committed(&topics, STEADY).await;
 
     let reversed = tiny_model_reversed("reversed");
     let flipped = link.with_extension("new");
@@ -112,7 +99,7 @@ async fn sighup_after_a_symlink_flip_swaps_the_primary() {
     })
     .await;
     publish(&topics.input, &reviews("b", 50)).await;
-    wait_all_committed(&topics).await;
+    wait_all_committed(&topics, STEADY).await;
     stop_and_audit([&mut worker], &topics, &db).await;
     for (id, (model, _)) in stored_models(&db).await {
         let expected = if id.starts_with("a-") { "tiny-bert@" } else { "reversed@" };
@@ -152,7 +139,7 @@ async fn a_shadow_is_compared_promoted_and_rolled_back_without_touching_the_serv
     let primary = models["primary"]["id"].as_str().expect("primary").to_string();
     let shadow = models["shadow"]["id"].as_str().expect("a shadow").to_string();
     publish(&topics.input, &reviews("a", 300)).await;
-    wait_all_committed(&topics).await;
+    wait_all_committed(&topics, STEADY).await;
 
     // The served results are the primary's alone; the shadow's are in `predictions` only.
     let rows = prediction_rows(&db).await;
@@ -176,11 +163,11 @@ async fn a_shadow_is_compared_promoted_and_rolled_back_without_touching_the_serv
     let promoted = admin_post(&worker, "/v1/admin/models/promote", json!({})).await;
     assert_eq!((promoted["primary"].as_str(), promoted["shadow"].as_str()), (Some(&*shadow), Some(&*primary)));
     publish(&topics.input, &reviews("b", 100)).await;
-    wait_all_committed(&topics).await;
+    wait_all_committed(&topics, STEADY).await;
     let back = admin_post(&worker, "/v1/admin/models/promote", json!({})).await;
     assert_eq!(back["primary"].as_str(), Some(&*primary), "rolled back");
     publish(&topics.input, &reviews("c", 100)).await;
-    wait_all_committed(&topics).await;
+    wait_all_committed(&topics, STEADY).await;
 
     stop_and_audit([&mut worker], &topics, &db).await;
     for (id, (model, _)) in stored_models(&db).await {
@@ -199,7 +186,7 @@ async fn the_review_queue_gets_exactly_the_results_under_the_threshold() {
     let mut worker =
         Worker::start(&topics, &db, &[("REVIEW_TOPIC", review_topic.as_str()), ("REVIEW_BELOW", &BELOW.to_string())]);
     publish(&topics.input, &reviews("a", 300)).await;
-    wait_all_committed(&topics).await;
+    wait_all_committed(&topics, STEADY).await;
     let stored = stored_models(&db).await;
     let expected: BTreeSet<String> = stored.iter().filter(|(_, (_, s))| *s < BELOW).map(|(id, _)| id.clone()).collect();
     assert!(!expected.is_empty() && expected.len() < stored.len(), "the threshold splits the results");

@@ -25,11 +25,7 @@ async fn edited_reviews_read_under_backlog_keep_the_newest_version() {
     publish(&topics.input, &first).await;
     publish(&topics.input, &edits).await;
     let mut worker = Worker::start(&topics, &db, &[("MAX_BATCH_SIZE", "16")]);
-    wait_until(STEADY, "every input done", || async {
-        let committed = committed_offsets(&topics.input, &topics.group);
-        end_offsets(&topics.input).iter().all(|(p, end)| *end == 0 || committed.get(p) == Some(end))
-    })
-    .await;
+    wait_all_committed(&topics, STEADY).await;
     let ledger = stop_and_audit([&mut worker], &topics, &db).await;
     for (i, id) in ids.iter().enumerate() {
         assert_eq!(ledger.rows[id].text, format!("edit {i}: 好"), "{id}");

@@ -149,3 +149,27 @@ async fn a_message_read_again_republishes_its_stored_result_and_a_new_one_for_it
     .await;
     stop_and_audit([&mut worker], &topics, &db).await;
 }
+
+/// A model that gives NaN scores for some texts (NaN in one token's
+/// embedding, as fp16 overflow gives on a GPU): those texts go to the DLQ as
+/// `non_finite`, the others are stored, and the worker goes on.
+#[tokio::test(flavor = "multi_thread")]
+async fn texts_the_model_scores_as_nan_go_to_the_dlq_and_the_stream_goes_on() {
+    let topics = Topics::create(2).await;
+    let db = fresh_database().await;
+    // 屏 is in none of the warm-up texts, which a model must score to load.
+    let model = tiny_model_with_nan_token("nan-model", "屏");
+    let records: Vec<_> =
+        (0..40).map(|i| review(&format!("n-{i}"), if i % 4 == 0 { "屏幕太小了" } else { "物流很快" })).collect();
+    publish(&topics.input, &records).await;
+    let mut worker = Worker::start(&topics, &db, &[("MODEL_DIR", model.to_str().expect("utf-8"))]);
+    wait_until(STEADY, "30 rows and 10 dead letters", || async {
+        stored_count(&db).await == 30 && read_all(&topics.dlq).len() == 10
+    })
+    .await;
+    let ledger = stop_and_audit([&mut worker], &topics, &db).await;
+    for record in &ledger.dlq {
+        assert_eq!(header(record, "error.kind"), "non_finite", "{}", record.key_str());
+        assert!(header(record, "error.message").contains("NaN"), "{}", header(record, "error.message"));
+    }
+}

@@ -3,6 +3,10 @@
 //! go on to the sinks. The primary is taken once per batch, so a hot swap
 //! lands between one batch and the next.
 //!
+//! A record the model cannot score (NaN scores, or a failure the batch is
+//! split to isolate) goes to the DLQ; a model that fails on everything ends
+//! the stage, and the worker exits non-zero.
+//!
 //! Then the shadow model, if any, scores the batch's sampled stream reviews.
 //! Under backlog it yields: it runs only while its model time stays within
 //! its share (`SHADOW_SAMPLE`) of the primary's, and the reviews it skips are
@@ -13,7 +17,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use chrono::{SubsecRound, Utc};
-use model::EncodedBatch;
+use model::{EncodedBatch, Prediction};
+use schemas::Poison;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
@@ -34,21 +39,25 @@ impl Inference {
         let mut shadow_budget = ShadowBudget::default();
         while let Some(Batch { jobs, slot }) = batches.recv().await {
             let model = self.models.primary();
-            let (jobs, unscorable) = encode_for(&model, jobs);
-            let encoded = pad(&model, &jobs);
+            let (jobs, mut unscorable) = encode_for(&model, jobs);
             let started = Instant::now();
             metrics.batch_size.observe(jobs.len() as f64);
-            metrics.batch_tokens.observe(encoded.padded_tokens() as f64);
-            let predictions = model.handle.predict(encoded).await.context("model")?;
+            let (scored_jobs, failed) = score(&model, jobs, metrics).await?;
             let model_time = started.elapsed();
             self.slots.release(slot);
             metrics.model_seconds.observe(model_time.as_secs_f64());
-            model.count_scored(jobs.len());
-            let batch_size = jobs.len();
+            model.count_scored(scored_jobs.len());
+            let batch_size = scored_jobs.len();
             let mut stream = Vec::with_capacity(batch_size);
             // Each stream job's tokens and their encoder, for the shadow.
             let mut inputs = Vec::with_capacity(batch_size);
-            for (job, prediction) in jobs.into_iter().zip(predictions) {
+            for (job, reason) in failed {
+                // An HTTP caller whose text failed gets 503 (its reply is dropped).
+                if let Origin::Stream(meta) = job.origin {
+                    unscorable.push((meta, reason));
+                }
+            }
+            for (job, prediction) in scored_jobs {
                 let queue_ms = (started - job.enqueued).as_secs_f32() * 1000.0;
                 match job.origin {
                     Origin::Http(reply) => {
@@ -135,7 +144,7 @@ impl Inference {
 /// encoder (before a swap) is tokenized again by the model's. A stream text
 /// it cannot tokenize is returned with the reason (for the DLQ); an HTTP one
 /// is dropped, which answers its caller 503.
-fn encode_for(model: &LoadedModel, jobs: Vec<Job>) -> (Vec<Job>, Vec<(StreamMeta, String)>) {
+fn encode_for(model: &LoadedModel, jobs: Vec<Job>) -> (Vec<Job>, Vec<(StreamMeta, Poison)>) {
     let encoder = model.handle.encoder();
     if jobs.iter().all(|j| j.encoder == encoder.fingerprint()) {
         return (jobs, Vec::new());
@@ -151,7 +160,8 @@ fn encode_for(model: &LoadedModel, jobs: Vec<Job>) -> (Vec<Job>, Vec<(StreamMeta
             }
             Err(e) => {
                 if let Origin::Stream(meta) = job.origin {
-                    unscorable.push((meta, format!("text could not be tokenized by {}: {e}", model.id())));
+                    let reason = format!("text could not be tokenized by {}: {e}", model.id());
+                    unscorable.push((meta, Poison::WrongType(reason)));
                 }
             }
         }
@@ -166,6 +176,54 @@ fn reencode(model: &LoadedModel, text: &str, tokens: &[i64], made_by: u64) -> mo
         Ok(tokens.to_vec())
     } else {
         encoder.encode(text)
+    }
+}
+
+/// A batch's jobs with their predictions, and the jobs the model could not
+/// score with the reason (for the DLQ). When the model fails on a batch, the
+/// batch is split in halves until the record that fails it is alone; that
+/// record is at fault only if the model still scores a probe batch, else the
+/// model is (an error: the worker exits and the group moves on). A record
+/// whose scores are NaN or infinite (fp16 overflow) is not scored either.
+type Outcome = (Vec<(Job, Prediction)>, Vec<(Job, Poison)>);
+
+async fn score(model: &LoadedModel, jobs: Vec<Job>, metrics: &Metrics) -> anyhow::Result<Outcome> {
+    if jobs.is_empty() {
+        return Ok((Vec::new(), Vec::new()));
+    }
+    let encoded = pad(model, &jobs);
+    metrics.batch_tokens.observe(encoded.padded_tokens() as f64);
+    match model.handle.predict(encoded).await {
+        Ok(predictions) => {
+            let (mut scored, mut failed) = (Vec::with_capacity(jobs.len()), Vec::new());
+            for (job, prediction) in jobs.into_iter().zip(predictions) {
+                if prediction.scores.iter().all(|s| s.is_finite()) {
+                    scored.push((job, prediction));
+                } else {
+                    failed.push((job, Poison::NonFinite(format!("{} gave {:?}", model.id(), prediction.scores))));
+                }
+            }
+            Ok((scored, failed))
+        }
+        Err(e @ model::ModelError::ThreadGone) => Err(e).context("model"),
+        Err(e) if jobs.len() == 1 => {
+            tracing::warn!(model = %model.id(), error = %e, "the model failed on one record; probing the model");
+            if !model.healthy().await {
+                return Err(e).context("the model fails on a probe batch too");
+            }
+            let reason = Poison::ModelFailed(format!("{}: {e}", model.id()));
+            Ok((Vec::new(), jobs.into_iter().map(|job| (job, reason.clone())).collect()))
+        }
+        Err(e) => {
+            tracing::warn!(model = %model.id(), error = %e, rows = jobs.len(), "the model failed on a batch; splitting it");
+            let mut jobs = jobs;
+            let right = jobs.split_off(jobs.len() / 2);
+            let (mut scored, mut failed) = Box::pin(score(model, jobs, metrics)).await?;
+            let (more_scored, more_failed) = Box::pin(score(model, right, metrics)).await?;
+            scored.extend(more_scored);
+            failed.extend(more_failed);
+            Ok((scored, failed))
+        }
     }
 }
 

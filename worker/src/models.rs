@@ -151,6 +151,9 @@ impl Models {
         let new = load(dir, &self.options, self.threads).await.map_err(|e| ChangeError::Refused(e.to_string()))?;
         let previous = self.primary();
         same_labels(&previous, &new)?;
+        if self.shadow().is_some_and(|s| s.id() == new.id()) {
+            return Err(ChangeError::Refused(format!("{} is the shadow: promote it instead", new.id())));
+        }
         *self.primary.write().unwrap_or_else(PoisonError::into_inner) = new.clone();
         self.publish_info();
         Ok(Change {
@@ -241,6 +244,16 @@ pub async fn load(dir: &Path, options: &LoadOptions, threads: Option<usize>) -> 
         Ok(Arc::new(LoadedModel { handle, dir, loaded_at: Utc::now(), scored: AtomicU64::new(0) }))
     })
     .await?
+}
+
+impl LoadedModel {
+    /// Whether the model still scores the warm-up batch: after a batch
+    /// failed, this tells a record at fault from a model at fault.
+    pub async fn healthy(&self) -> bool {
+        let encoder = self.handle.encoder();
+        let Ok(sequences) = encoder.encode_all(&WARM_UP_TEXTS) else { return false };
+        self.handle.predict(encoder.batch(&sequences)).await.is_ok()
+    }
 }
 
 fn warm_up(handle: &ClassifierHandle) -> anyhow::Result<()> {

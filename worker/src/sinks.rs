@@ -58,14 +58,14 @@ impl Sinks {
 
     async fn write(&self, batch: Scored) {
         for (meta, reason) in &batch.unscorable {
-            self.dead_letters.send(&meta.original, &Poison::WrongType(reason.clone())).await;
+            self.dead_letters.send(&meta.original, reason).await;
             store(&self.consumer, &self.tracker, &meta.ticket);
         }
         let ids: Vec<String> = batch.jobs.iter().map(|j| j.id.clone()).collect();
         self.in_flight.claim(&ids).await;
         let start = std::time::Instant::now();
-        let to_publish = self.store_newest(&batch).await;
-        self.store_shadow(&batch).await;
+        // The shadow's rows in the meantime: they add no round trip to the batch's.
+        let (to_publish, ()) = tokio::join!(self.store_newest(&batch), self.store_shadow(&batch));
         self.metrics.sink_seconds.with_label_values(&["postgres"]).observe(start.elapsed().as_secs_f64());
 
         let start = std::time::Instant::now();

@@ -71,8 +71,8 @@ pub struct ScoredJob {
 /// The stream part of a batch, out of the model.
 pub struct Scored {
     pub jobs: Vec<ScoredJob>,
-    /// Texts the batch's model could not tokenize, and why: they go to the DLQ.
-    pub unscorable: Vec<(StreamMeta, String)>,
+    /// Stream texts the model could not score, and why: they go to the DLQ.
+    pub unscorable: Vec<(StreamMeta, schemas::Poison)>,
     /// The model that scored `jobs`, and the shadow, if it scored any.
     pub model: Arc<LoadedModel>,
     pub shadow: Option<Arc<LoadedModel>>,
