@@ -52,6 +52,17 @@ pub async fn create_topics(names: &[&str], partitions: i32) {
     }
 }
 
+/// Sets one config of an existing topic (e.g. a small `max.message.bytes`).
+pub async fn set_topic_config(topic: &str, name: &str, value: &str) {
+    use rdkafka::admin::{AlterConfig, ResourceSpecifier};
+    let admin: AdminClient<DefaultClientContext> =
+        ClientConfig::new().set("bootstrap.servers", brokers()).create().expect("admin client");
+    let change = AlterConfig::new(ResourceSpecifier::Topic(topic)).set(name, value);
+    for result in admin.alter_configs(&[change], &AdminOptions::new()).await.expect("alter configs") {
+        result.expect("topic config changed");
+    }
+}
+
 pub fn producer() -> FutureProducer {
     ClientConfig::new()
         .set("bootstrap.servers", brokers())

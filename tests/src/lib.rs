@@ -22,7 +22,7 @@ pub use db::{
 };
 pub use kafka::{
     all_committed, brokers, committed_offsets, create_topics, end_offsets, producer, publish, read_all, review,
-    reviews, sample_text, wait_all_committed, KeyValue, Record, Topics,
+    reviews, sample_text, set_topic_config, wait_all_committed, KeyValue, Record, Topics,
 };
 pub use ledger::{assert_all_committed, audit, stop_and_audit, Ledger};
 pub use process::{backfill, free_port, start_backfill, worker_binary, Worker};

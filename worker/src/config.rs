@@ -140,6 +140,11 @@ pub struct RunArgs {
     /// Set it when an orchestrator should restart a worker that cannot start.
     #[arg(long, env = "STARTUP_TIMEOUT_SECS", default_value_t = 0)]
     pub startup_timeout_secs: u64,
+    /// `/readyz` answers 503 when batches have waited this long, in seconds,
+    /// without any becoming durable (the sinks are stuck while Postgres and
+    /// the brokers still answer their probes).
+    #[arg(long, env = "SINK_STALL_SECS", default_value_t = 60)]
+    pub sink_stall_secs: u64,
 }
 
 /// `bertstream-worker backfill`: re-score a range of the input topic, or the

@@ -8,19 +8,24 @@ use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use schemas::{dlq_headers as h, Poison};
 
+use crate::kafka::is_permanent;
 use crate::metrics::Metrics;
-use crate::retry::Backoff;
+use crate::retry::{Backoff, Fatal, Permanent};
 
 #[derive(Clone)]
 pub struct DeadLetters {
     pub producer: FutureProducer,
     pub topic: String,
     pub metrics: Arc<Metrics>,
+    pub fatal: Fatal,
 }
 
 impl DeadLetters {
     /// Publishes until the broker acknowledges it; the offset waits meanwhile.
-    pub async fn send(&self, message: &OwnedMessage, reason: &Poison) {
+    /// A refusal no retry mends (the record is over the topic's limit, the
+    /// worker may not write the topic) is reported to [`Fatal`] and returned:
+    /// the message's offset must then not be stored.
+    pub async fn send(&self, message: &OwnedMessage, reason: &Poison) -> Result<(), Permanent> {
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let text = reason.to_string();
@@ -44,6 +49,12 @@ impl DeadLetters {
             }
             match self.producer.send(record, Duration::from_secs(5)).await {
                 Ok(_) => break,
+                Err((e, _)) if is_permanent(&e) => {
+                    let at = format!("{}:{}:{}", message.topic(), partition, offset);
+                    return Err(self
+                        .fatal
+                        .report(format!("the DLQ topic `{}` refuses the record of {at}: {e}", self.topic)));
+                }
                 Err((e, _)) => {
                     self.metrics.sink_retries.with_label_values(&["dlq"]).inc();
                     tracing::warn!(error = %e, "dead-letter publish failed; retrying");
@@ -53,5 +64,6 @@ impl DeadLetters {
         }
         self.metrics.dlq.with_label_values(&[reason.kind()]).inc();
         tracing::info!(kind = reason.kind(), partition, offset, "sent to the DLQ");
+        Ok(())
     }
 }

@@ -92,12 +92,41 @@ pub fn redacted(error: KafkaError) -> anyhow::Error {
     anyhow::anyhow!(KafkaOptions::from_env().redact(&format!("kafka client: {error}")))
 }
 
-/// Creates the topics that are missing. A broker that forbids it gives an error naming the topic.
-pub async fn ensure_topics(args: &KafkaArgs, topics: &[&str]) -> anyhow::Result<()> {
+/// Whether a producer error will come back however often the record is
+/// sent again: the broker refuses it (too large, not authorized) or the
+/// idempotent producer has failed for good.
+pub fn is_permanent(error: &KafkaError) -> bool {
+    use RDKafkaErrorCode as C;
+    matches!(
+        error.rdkafka_error_code(),
+        Some(
+            C::MessageSizeTooLarge
+                | C::InvalidRecord
+                | C::TopicAuthorizationFailed
+                | C::ClusterAuthorizationFailed
+                | C::TransactionalIdAuthorizationFailed
+                | C::SaslAuthenticationFailed
+                | C::Fatal
+                | C::InvalidProducerEpoch
+                | C::ProducerFenced
+        )
+    )
+}
+
+/// Topics created with a record size limit that takes any record the
+/// producer may send, so a too-large input still fits in the DLQ as it was.
+pub const LARGE_RECORDS: &[(&str, &str)] = &[("max.message.bytes", PRODUCER_MAX_MESSAGE_BYTES)];
+
+/// Creates the topics that are missing, with `config`. A broker that forbids
+/// it gives an error naming the topic.
+pub async fn ensure_topics(args: &KafkaArgs, topics: &[&str], config: &[(&str, &str)]) -> anyhow::Result<()> {
     let admin: AdminClient<DefaultClientContext> = client_config(args, &[], &[]).create().map_err(redacted)?;
     let new: Vec<NewTopic> = topics
         .iter()
-        .map(|t| NewTopic::new(t, args.topic_partitions, TopicReplication::Fixed(args.topic_replication)))
+        .map(|t| {
+            let topic = NewTopic::new(t, args.topic_partitions, TopicReplication::Fixed(args.topic_replication));
+            config.iter().fold(topic, |topic, (name, value)| topic.set(name, value))
+        })
         .collect();
     let options = AdminOptions::new().operation_timeout(Some(Duration::from_secs(10)));
     for result in admin.create_topics(&new, &options).await? {

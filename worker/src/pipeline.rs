@@ -29,13 +29,14 @@ use tokio::task::JoinHandle;
 use crate::batcher::{Batcher, Limits};
 use crate::config::RunArgs;
 use crate::dlq::DeadLetters;
-use crate::http::readiness::{self, Readiness};
+use crate::http::readiness::{self, Probe, Readiness};
 use crate::http::{self, AppState};
 use crate::inference::Inference;
 use crate::metrics::Metrics;
 use crate::models::Models;
 use crate::offsets::{OffsetTracker, WorkerConsumer};
-use crate::sinks::{InFlightIds, ReviewQueue, Sinks};
+use crate::retry::Fatal;
+use crate::sinks::{InFlightIds, ReviewQueue, SinkProgress, Sinks};
 use crate::source::{self, Source};
 use crate::stages::ModelSlots;
 use crate::{db, kafka};
@@ -61,10 +62,11 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
         running = start(&args) => running?,
     };
     let mut reload = signal(SignalKind::hangup()).context("listening for SIGHUP")?;
-    loop {
+    let failure = loop {
         tokio::select! {
-            () = shutdown.recv() => break,
-            result = wait_model(&running.model) => return result,
+            () = shutdown.recv() => break None,
+            failure = running.fatal.wait() => break Some(failure),
+            stage = running.stopped_stage() => break Some(format!("the {stage} stage stopped unexpectedly")),
             _ = reload.recv() => {
                 // A symlink flip of MODEL_DIR and a SIGHUP swap the primary.
                 let (models, dir) = (running.models.clone(), args.model.model_dir.clone());
@@ -72,22 +74,28 @@ pub async fn run(args: RunArgs) -> anyhow::Result<()> {
                 tokio::spawn(async move { models.swap_primary(&dir).await });
             }
         }
-    }
+    };
     tracing::info!("shutting down: draining in-flight batches");
-    running.drain(Duration::from_secs(args.shutdown_timeout_secs)).await
+    let drained = running.drain(Duration::from_secs(args.shutdown_timeout_secs)).await;
+    match failure {
+        // Exit non-zero, so that the group gives our partitions to a healthy
+        // worker and an orchestrator sees the failure.
+        Some(failure) => Err(match drained {
+            Ok(()) => anyhow::anyhow!(failure),
+            Err(e) => e.context(failure),
+        }),
+        None => drained,
+    }
 }
 
 /// The stages `start` spawned, and what shutting them down needs.
 struct Running {
     models: Arc<Models>,
+    fatal: Fatal,
     stop: watch::Sender<bool>,
     consumer: Arc<WorkerConsumer>,
-    source: JoinHandle<anyhow::Result<()>>,
-    server: JoinHandle<anyhow::Result<()>>,
-    batcher: JoinHandle<()>,
-    model: JoinHandle<anyhow::Result<()>>,
-    sinks: JoinHandle<()>,
-    readiness: JoinHandle<()>,
+    /// In the order they are drained.
+    stages: Vec<(&'static str, JoinHandle<anyhow::Result<()>>)>,
 }
 
 /// Connects, migrates, loads the model and spawns the stages. It spawns no
@@ -99,9 +107,10 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let k = &args.kafka;
     let review =
         (!k.review_topic.is_empty()).then(|| ReviewQueue { topic: k.review_topic.clone(), below: k.review_below });
-    let mut topics = vec![k.input_topic.as_str(), &k.output_topic, &k.dlq_topic];
+    let mut topics = vec![k.input_topic.as_str(), &k.output_topic];
     topics.extend(review.as_ref().map(|r| r.topic.as_str()));
-    kafka::ensure_topics(k, &topics).await?;
+    kafka::ensure_topics(k, &topics, &[]).await?;
+    kafka::ensure_topics(k, &[&k.dlq_topic], kafka::LARGE_RECORDS).await?;
 
     let m = &args.model;
     let options = LoadOptions { device: m.device, fp16: m.fp16, max_seq_len: m.max_seq_len };
@@ -126,7 +135,13 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let tracker = Arc::new(OffsetTracker::default());
     let consumer = source::consumer(k, tracker.clone(), metrics.clone())?;
     let producer = kafka::producer(k)?;
-    let dead_letters = DeadLetters { producer: producer.clone(), topic: k.dlq_topic.clone(), metrics: metrics.clone() };
+    let fatal = Fatal::new();
+    let dead_letters = DeadLetters {
+        producer: producer.clone(),
+        topic: k.dlq_topic.clone(),
+        metrics: metrics.clone(),
+        fatal: fatal.clone(),
+    };
 
     let b = &args.batch;
     let (stream_tx, stream_rx) = mpsc::channel(b.max_batch_size * 2);
@@ -136,6 +151,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let slots = ModelSlots::new();
     let limits = Limits { max_size: b.max_batch_size, max_tokens: b.max_batch_tokens, max_wait: b.max_wait() };
     let batcher = Batcher { limits, slots: slots.clone(), http: http_rx, stream: stream_rx, out: batch_tx };
+    let sink_progress = Arc::new(SinkProgress::default());
     let sinks = Sinks {
         pool: pool.clone(),
         producer,
@@ -146,6 +162,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
         dead_letters: dead_letters.clone(),
         metrics: metrics.clone(),
         in_flight: InFlightIds::default(),
+        progress: sink_progress.clone(),
     };
     let source = Source {
         consumer: consumer.clone(),
@@ -162,51 +179,76 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let http_pool = db::connect(args.database_url.expose(), HTTP_CONNECTIONS).context("DATABASE_URL")?;
     let readiness = Arc::new(Readiness::default());
     let probe = readiness::probe(
-        readiness.clone(),
-        http_pool.clone(),
-        consumer.clone(),
-        k.input_topic.clone(),
+        Probe {
+            readiness: readiness.clone(),
+            pool: http_pool.clone(),
+            consumer: consumer.clone(),
+            topic: k.input_topic.clone(),
+            sinks: sink_progress,
+            stall_limit: Duration::from_secs(args.sink_stall_secs),
+        },
         stop_rx.clone(),
     );
     let state = AppState::new(metrics.clone(), http_pool, readiness, models.clone(), http_tx, args.http.clone())?;
     let listener =
         tokio::net::TcpListener::bind(args.http_addr).await.with_context(|| format!("binding {}", args.http_addr))?;
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
-    Ok(Running {
-        readiness: tokio::spawn(probe),
-        server: tokio::spawn(http::serve(listener, state, stop_rx.clone())),
-        batcher: tokio::spawn(batcher.run()),
-        model: tokio::spawn(
-            Inference { models: models.clone(), slots, metrics: metrics.clone() }.run(batch_rx, scored_tx),
-        ),
-        sinks: tokio::spawn(sinks.run(scored_rx)),
-        source: tokio::spawn(source.run(stop_rx)),
-        stop: stop_tx,
-        consumer,
-        models,
-    })
+    let inference = Inference { models: models.clone(), slots, metrics: metrics.clone() };
+    let stages = vec![
+        ("source", tokio::spawn(source.run(stop_rx.clone()))),
+        ("http", tokio::spawn(http::serve(listener, state, stop_rx))),
+        ("batcher", tokio::spawn(infallible(batcher.run()))),
+        ("model", tokio::spawn(inference.run(batch_rx, scored_tx))),
+        ("sinks", tokio::spawn(infallible(sinks.run(scored_rx)))),
+        ("readiness", tokio::spawn(infallible(probe))),
+    ];
+    Ok(Running { models, fatal, stop: stop_tx, consumer, stages })
+}
+
+/// A stage that cannot fail, as one that can.
+async fn infallible(stage: impl std::future::Future<Output = ()>) -> anyhow::Result<()> {
+    stage.await;
+    Ok(())
 }
 
 impl Running {
+    /// The name of the first stage that has ended. Stages end only when told
+    /// to stop, so an ended stage while running is a failure.
+    async fn stopped_stage(&self) -> &'static str {
+        loop {
+            if let Some((name, _)) = self.stages.iter().find(|(_, handle)| handle.is_finished()) {
+                return name;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
     /// Stops fetching and HTTP, lets the batches in flight reach the sinks
-    /// within `timeout`, then commits the stored offsets synchronously.
+    /// within `timeout`, then commits the stored offsets synchronously: what
+    /// is durable is committed even when a stage failed (its error is
+    /// returned after the commit).
     async fn drain(self, timeout: Duration) -> anyhow::Result<()> {
         let _ = self.stop.send(true);
         let stages = async {
-            self.source.await??;
-            self.server.await??;
-            self.batcher.await?;
-            self.model.await??;
-            self.sinks.await?;
-            self.readiness.await?;
-            anyhow::Ok(())
+            let mut first_error = None;
+            for (name, handle) in self.stages {
+                let ended = match handle.await {
+                    Ok(result) => result,
+                    Err(join) => Err(join.into()),
+                };
+                if let Err(e) = ended {
+                    tracing::error!(stage = name, error = %format!("{e:#}"), "stage failed");
+                    first_error.get_or_insert(e.context(format!("the {name} stage")));
+                }
+            }
+            first_error.map_or(Ok(()), Err)
         };
-        match tokio::time::timeout(timeout, stages).await {
-            Ok(result) => result?,
+        let stages = match tokio::time::timeout(timeout, stages).await {
+            Ok(result) => result,
             Err(_) => {
                 anyhow::bail!("in-flight batches did not drain within {timeout:?}; their offsets stay uncommitted")
             }
-        }
+        };
         let consumer = self.consumer;
         match tokio::task::spawn_blocking(move || consumer.commit_consumer_state(CommitMode::Sync)).await? {
             Ok(()) | Err(KafkaError::ConsumerCommit(RDKafkaErrorCode::NoOffset)) => {
@@ -223,17 +265,7 @@ impl Running {
             }
             Err(e) => return Err(e.into()),
         }
-        Ok(())
-    }
-}
-
-/// Returns only if the model stage stopped on its own (an error).
-async fn wait_model(model: &tokio::task::JoinHandle<anyhow::Result<()>>) -> anyhow::Result<()> {
-    loop {
-        if model.is_finished() {
-            anyhow::bail!("the model stage stopped unexpectedly");
-        }
-        tokio::time::sleep(Duration::from_millis(200)).await;
+        stages
     }
 }
 

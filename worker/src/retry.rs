@@ -1,7 +1,54 @@
-//! Capped exponential backoff with full jitter, for retrying sinks while offsets wait.
+//! Capped exponential backoff with full jitter, for retrying sinks while
+//! offsets wait; and [`Fatal`], for the failures no retry can mend.
 
 use std::hash::{BuildHasher, RandomState};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::watch;
+
+/// A failure retrying cannot mend (an authorization error, a record the
+/// broker will never take): the stage gives up on that batch or message and
+/// reports it to [`Fatal`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct Permanent(pub String);
+
+/// The first permanent failure any stage met. The pipeline waits on it: the
+/// worker then stops, commits what is durable, and exits non-zero so that
+/// the group gives its partitions to a healthy worker (RELIABILITY.md L7).
+#[derive(Clone)]
+pub struct Fatal(Arc<watch::Sender<Option<String>>>);
+
+impl Fatal {
+    pub fn new() -> Self {
+        Self(Arc::new(watch::Sender::new(None)))
+    }
+
+    /// Records `failure` (the first one is kept) and returns it as an error.
+    pub fn report(&self, failure: String) -> Permanent {
+        tracing::error!(%failure, "permanent failure: the worker stops");
+        self.0.send_if_modified(|first| first.is_none() && first.replace(failure.clone()).is_none());
+        Permanent(failure)
+    }
+
+    /// Resolves with the first failure reported.
+    pub async fn wait(&self) -> String {
+        let mut first = self.0.subscribe();
+        let failure = first.wait_for(Option::is_some).await.map(|f| f.clone().unwrap_or_default());
+        match failure {
+            Ok(failure) => failure,
+            // The sender lives as long as `self`: never closed while awaited.
+            Err(_) => std::future::pending().await,
+        }
+    }
+}
+
+impl Default for Fatal {
+    fn default() -> Self {
+        Self::new()
+    }
+}
 
 pub struct Backoff {
     attempt: u32,
@@ -41,6 +88,19 @@ impl Default for Backoff {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn fatal_keeps_the_first_failure() {
+        let fatal = Fatal::new();
+        let waiting = tokio::spawn({
+            let fatal = fatal.clone();
+            async move { fatal.wait().await }
+        });
+        fatal.report("first".into());
+        fatal.report("second".into());
+        assert_eq!(waiting.await.expect("joined"), "first");
+        assert_eq!(fatal.wait().await, "first");
+    }
 
     #[test]
     fn delays_grow_and_stay_under_the_cap() {

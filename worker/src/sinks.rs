@@ -13,8 +13,9 @@
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering as AtomicOrdering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -28,9 +29,10 @@ use crate::db::predictions::{PredictionRow, Role};
 use crate::db::results::{SameMessage, Upserted};
 use crate::db::{self, ResultRow};
 use crate::dlq::DeadLetters;
+use crate::kafka::is_permanent;
 use crate::metrics::Metrics;
 use crate::offsets::{store, OffsetTracker, WorkerConsumer};
-use crate::retry::Backoff;
+use crate::retry::{Backoff, Permanent};
 use crate::stages::{Scored, ScoredJob};
 
 /// Batches written at the same time (each in its own Postgres round trip).
@@ -47,6 +49,8 @@ pub struct Sinks {
     pub dead_letters: DeadLetters,
     pub metrics: Arc<Metrics>,
     pub in_flight: InFlightIds,
+    /// When a batch last became durable, for `/readyz`.
+    pub progress: Arc<SinkProgress>,
 }
 
 impl Sinks {
@@ -56,22 +60,22 @@ impl Sinks {
         tokio_stream(scored).for_each_concurrent(CONCURRENT_BATCHES, |batch| this.write(batch)).await;
     }
 
+    /// Makes a batch durable, then stores its offsets. After a permanent
+    /// failure (reported to `Fatal`, which stops the worker) the batch's
+    /// offsets stay unstored: its messages are read again by the next owner.
     async fn write(&self, batch: Scored) {
+        let _progress = self.progress.start();
         for (meta, reason) in &batch.unscorable {
-            self.dead_letters.send(&meta.original, reason).await;
+            if self.dead_letters.send(&meta.original, reason).await.is_err() {
+                return;
+            }
             store(&self.consumer, &self.tracker, &meta.ticket);
         }
         let ids: Vec<String> = batch.jobs.iter().map(|j| j.id.clone()).collect();
         self.in_flight.claim(&ids).await;
-        let start = std::time::Instant::now();
-        // The shadow's rows in the meantime: they add no round trip to the batch's.
-        let (to_publish, ()) = tokio::join!(self.store_newest(&batch), self.store_shadow(&batch));
-        self.metrics.sink_seconds.with_label_values(&["postgres"]).observe(start.elapsed().as_secs_f64());
-
-        let start = std::time::Instant::now();
-        self.publish(&to_publish).await;
+        let durable = self.make_durable(&batch).await;
         self.in_flight.release(&ids);
-        self.metrics.sink_seconds.with_label_values(&["kafka"]).observe(start.elapsed().as_secs_f64());
+        let Ok(to_publish) = durable else { return };
 
         let now = Utc::now();
         for row in &to_publish {
@@ -85,11 +89,24 @@ impl Sinks {
         }
     }
 
+    /// Postgres, then the topics; returns the rows published.
+    async fn make_durable(&self, batch: &Scored) -> Result<Vec<ResultRow>, Permanent> {
+        let start = std::time::Instant::now();
+        // The shadow's rows in the meantime: they add no round trip to the batch's.
+        let (to_publish, ()) = tokio::join!(self.store_newest(batch), self.store_shadow(batch));
+        let to_publish = to_publish?;
+        self.metrics.sink_seconds.with_label_values(&["postgres"]).observe(start.elapsed().as_secs_f64());
+        let start = std::time::Instant::now();
+        self.publish(&to_publish).await?;
+        self.metrics.sink_seconds.with_label_values(&["kafka"]).observe(start.elapsed().as_secs_f64());
+        Ok(to_publish)
+    }
+
     /// Stores each id's newest message of the batch; an older one only if
     /// Postgres refuses every newer one (which goes to the DLQ), so each
     /// message is stored, superseded by a stored newer one, or dead-lettered.
     /// Returns the rows to publish.
-    async fn store_newest(&self, batch: &Scored) -> Vec<ResultRow> {
+    async fn store_newest(&self, batch: &Scored) -> Result<Vec<ResultRow>, Permanent> {
         let mut candidates: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, job) in batch.jobs.iter().enumerate() {
             candidates.entry(job.id.as_str()).or_default().push(i);
@@ -102,7 +119,7 @@ impl Sinks {
         loop {
             let mut round: Vec<usize> = candidates.values_mut().filter_map(Vec::pop).collect();
             if round.is_empty() {
-                return to_publish;
+                return Ok(to_publish);
             }
             round.sort_unstable();
             let mut rows: Vec<ResultRow> = round.iter().map(|&i| self.row(batch, &batch.jobs[i])).collect();
@@ -111,7 +128,7 @@ impl Sinks {
                 let job = &batch.jobs[i];
                 match outcome {
                     Err(reason) => {
-                        self.dead_letters.send(&job.meta.original, &Poison::Rejected(reason)).await;
+                        self.dead_letters.send(&job.meta.original, &Poison::Rejected(reason)).await?;
                         continue; // the id's next older message gets its turn
                     }
                     Ok(Upserted::Stored | Upserted::Again) => to_publish.push(row),
@@ -220,7 +237,7 @@ impl Sinks {
     /// Publishes one `ClassificationV1` per row to the output topic (and to
     /// the review queue when its score is under the threshold) and waits for
     /// every delivery report.
-    async fn publish(&self, rows: &[ResultRow]) {
+    async fn publish(&self, rows: &[ResultRow]) -> Result<(), Permanent> {
         let mut pending: Vec<(&str, String, Vec<u8>)> = Vec::with_capacity(rows.len());
         for row in rows {
             let message = self.message(row);
@@ -238,9 +255,18 @@ impl Sinks {
             let results = futures::future::join_all(deliveries).await;
             let mut failed = Vec::new();
             for (record, result) in pending.into_iter().zip(results) {
-                if let Err((e, _)) = result {
-                    tracing::warn!(error = %e, topic = record.0, "publish failed; retrying");
-                    failed.push(record);
+                match result {
+                    Ok(_) => {}
+                    Err((e, _)) if is_permanent(&e) => {
+                        return Err(self
+                            .dead_letters
+                            .fatal
+                            .report(format!("topic `{}` refuses results: {e}", record.0)));
+                    }
+                    Err((e, _)) => {
+                        tracing::warn!(error = %e, topic = record.0, "publish failed; retrying");
+                        failed.push(record);
+                    }
                 }
             }
             pending = failed;
@@ -249,6 +275,7 @@ impl Sinks {
                 backoff.wait().await;
             }
         }
+        Ok(())
     }
 
     fn message(&self, row: &ResultRow) -> Vec<u8> {
@@ -262,6 +289,53 @@ impl Sinks {
             classified_at: row.classified_at,
         };
         serde_json::to_vec(&message).unwrap_or_default()
+    }
+}
+
+/// Whether the sinks are moving: `/readyz` turns 503 when batches have
+/// waited longer than `SINK_STALL_SECS` without any becoming durable (a
+/// table locked, a topic that takes nothing), while the probes still pass.
+#[derive(Debug)]
+pub struct SinkProgress {
+    born: Instant,
+    in_flight: AtomicUsize,
+    /// Milliseconds since `born`: the last batch done, or the first one
+    /// started after an idle spell.
+    last_ms: AtomicU64,
+}
+
+impl Default for SinkProgress {
+    fn default() -> Self {
+        Self { born: Instant::now(), in_flight: AtomicUsize::new(0), last_ms: AtomicU64::new(0) }
+    }
+}
+
+impl SinkProgress {
+    fn now_ms(&self) -> u64 {
+        self.born.elapsed().as_millis() as u64
+    }
+
+    /// Counts a batch in until the guard drops (done or given up).
+    fn start(&self) -> InFlight<'_> {
+        if self.in_flight.fetch_add(1, AtomicOrdering::AcqRel) == 0 {
+            self.last_ms.store(self.now_ms(), AtomicOrdering::Release);
+        }
+        InFlight(self)
+    }
+
+    /// Whether batches have waited longer than `limit` since the sinks last moved.
+    pub fn stalled(&self, limit: Duration) -> bool {
+        self.in_flight.load(AtomicOrdering::Acquire) > 0
+            && self.now_ms().saturating_sub(self.last_ms.load(AtomicOrdering::Acquire)) > limit.as_millis() as u64
+    }
+}
+
+struct InFlight<'a>(&'a SinkProgress);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.last_ms.store(self.0.now_ms(), AtomicOrdering::Release);
+        self.0.in_flight.fetch_sub(1, AtomicOrdering::AcqRel);
     }
 }
 

@@ -177,8 +177,10 @@ impl Source {
                     let tracker = self.tracker.clone();
                     let consumer = self.consumer.clone();
                     tokio::spawn(async move {
-                        dead_letters.send(&message, &reason).await;
-                        store(&consumer, &tracker, &ticket);
+                        // A permanent refusal stops the worker; this offset stays unstored.
+                        if dead_letters.send(&message, &reason).await.is_ok() {
+                            store(&consumer, &tracker, &ticket);
+                        }
                     });
                 }
             }

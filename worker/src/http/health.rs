@@ -12,13 +12,15 @@ pub async fn healthz() -> &'static str {
     "ok"
 }
 
-/// Ready when the model is loaded (it is, once this serves), and Kafka and
-/// Postgres answered the last background probe (`readiness`).
+/// Ready when the model is loaded (it is, once this serves), Kafka and
+/// Postgres answered the last background probe (`readiness`), and the sinks
+/// are not stalled.
 pub async fn readyz(State(state): State<AppState>) -> Response {
-    let (postgres, kafka) = state.readiness.get();
-    let ready = postgres && kafka;
+    let probed = state.readiness.get();
+    let ready = probed.ready();
     let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
-    let body = json!({"ready": ready, "model": state.models.primary().id(), "postgres": postgres, "kafka": kafka});
+    let body = json!({"ready": ready, "model": state.models.primary().id(), "postgres": probed.postgres,
+                      "kafka": probed.kafka, "sinks": probed.sinks});
     (status, Json(body)).into_response()
 }
 

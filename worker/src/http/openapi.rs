@@ -169,7 +169,8 @@ fn schema(name: &str) -> Option<Value> {
                                  {"const": "error", "description": "the text was empty"}]},
             "score": {"type": "array", "items": {"type": "number"}}, "model": {"type": "string"}}}),
         "Ready" => {
-            json!({"type": "object", "properties": {"ready": {"type": "boolean"}, "model": {"type": "string"}, "postgres": {"type": "boolean"}, "kafka": {"type": "boolean"}}})
+            json!({"type": "object", "properties": {"ready": {"type": "boolean"}, "model": {"type": "string"}, "postgres": {"type": "boolean"}, "kafka": {"type": "boolean"},
+                "sinks": {"type": "boolean", "description": "false when batches have waited SINK_STALL_SECS without any becoming durable"}}})
         }
         "LoadedModel" => json!({"type": "object", "required": ["id", "labels", "device", "loaded_at", "scored"],
             "properties": {"id": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
