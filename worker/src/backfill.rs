@@ -47,7 +47,8 @@ fn usage(message: impl Into<String>) -> anyhow::Error {
 pub struct Summary {
     pub job: String,
     pub scored: u64,
-    /// Messages that are not reviews (the live workers dead-lettered them).
+    /// Messages that are not reviews (the live workers dead-lettered them),
+    /// and reviews the model gave non-finite scores.
     pub skipped: u64,
     pub resumed: bool,
     pub labels: BTreeMap<String, u64>,
@@ -59,7 +60,7 @@ impl std::fmt::Display for Summary {
         let rate = self.scored as f64 / self.seconds.max(1e-9);
         writeln!(f, "backfill {}{}", self.job, if self.resumed { " (resumed)" } else { "" })?;
         writeln!(f, "  scored   {} reviews in {:.1} s ({rate:.0}/s)", self.scored, self.seconds)?;
-        writeln!(f, "  skipped  {} messages that are not reviews", self.skipped)?;
+        writeln!(f, "  skipped  {} messages that are not reviews or got non-finite scores", self.skipped)?;
         let labels: Vec<String> = self.labels.iter().map(|(l, n)| format!("{l}: {n}")).collect();
         write!(f, "  labels   {}", labels.join(", "))
     }
@@ -215,7 +216,7 @@ impl Backfill {
     async fn flush(&mut self, items: Vec<Item>, next: &HashMap<i32, i64>) -> anyhow::Result<()> {
         self.score_and_write(items).await?;
         for (&p, &n) in next {
-            retrying(|| db::backfill::advance_partition(&self.pool, &self.job, p, n)).await;
+            retrying(|| db::backfill::advance_partition(&self.pool, &self.job, p, n)).await?;
         }
         Ok(())
     }
@@ -243,7 +244,7 @@ impl Backfill {
                 })
                 .collect();
             self.score_and_write(items).await?;
-            retrying(|| db::backfill::advance_table(&self.pool, &self.job, &last)).await;
+            retrying(|| db::backfill::advance_table(&self.pool, &self.job, &last)).await?;
             after = Some(last);
             bar.inc(n);
         }
@@ -266,6 +267,11 @@ impl Backfill {
         let texts: Vec<&str> = items.iter().map(|i| i.text.as_str()).collect();
         let started = std::time::Instant::now();
         let predictions = self.model.handle.predict(encoder.batch(&encoder.encode_all(&texts)?)).await?;
+        let scored = texts.len();
+        // NaN or infinite scores (fp16 overflow) cannot be stored: such reviews are skipped.
+        let (items, predictions): (Vec<Item>, Vec<Prediction>) =
+            items.into_iter().zip(predictions).filter(|(_, p)| p.scores.iter().all(|s| s.is_finite())).unzip();
+        self.summary.skipped += (scored - items.len()) as u64;
         let model_ms = started.elapsed().as_secs_f32() * 1000.0;
         let classified_at = chrono::SubsecRound::trunc_subsecs(Utc::now(), 6);
         let labels = &self.model.info().labels;
@@ -286,7 +292,7 @@ impl Backfill {
                 classified_at,
             })
             .collect();
-        retrying(|| db::predictions::upsert(&self.pool, &rows)).await;
+        retrying(|| db::predictions::upsert(&self.pool, &rows)).await?;
         if self.promote {
             let mut results: Vec<ResultRow> = items
                 .iter()
@@ -311,9 +317,15 @@ impl Backfill {
                 })
                 .collect();
             let mut backoff = Backoff::new();
-            while let Err(e) = db::upsert(&self.pool, &mut results, SameMessage::Replace).await {
-                tracing::warn!(error = %e, "promoting results failed; retrying");
-                backoff.wait().await;
+            loop {
+                match db::upsert(&self.pool, &mut results, SameMessage::Replace).await {
+                    Ok(_) => break,
+                    Err(e) if db::is_data_error(&e) => return Err(e).context("promoting results"),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "promoting results failed; retrying");
+                        backoff.wait().await;
+                    }
+                }
             }
         }
         self.summary.scored += predictions.len() as u64;
@@ -340,16 +352,23 @@ fn newest_per_id(items: Vec<Item>) -> Vec<Item> {
     kept
 }
 
-/// Retries a write while Postgres is unavailable (logged), as the sinks do.
-async fn retrying<F, Fut>(mut write: F)
+/// Retries a write while Postgres is unavailable (logged), as the sinks do;
+/// a row Postgres refuses is an error (the job stops; rerun resumes it).
+async fn retrying<F, Fut>(mut write: F) -> Result<(), sqlx::Error>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Result<(), sqlx::Error>>,
 {
     let mut backoff = Backoff::new();
-    while let Err(e) = write().await {
-        tracing::warn!(error = %e, "backfill write failed; retrying");
-        backoff.wait().await;
+    loop {
+        match write().await {
+            Ok(()) => return Ok(()),
+            Err(e) if db::is_data_error(&e) => return Err(e),
+            Err(e) => {
+                tracing::warn!(error = %e, "backfill write failed; retrying");
+                backoff.wait().await;
+            }
+        }
     }
 }
 

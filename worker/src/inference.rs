@@ -133,8 +133,9 @@ impl Inference {
             .ok()?;
         shadow.count_scored(predictions.len());
         self.metrics.shadow_scored.inc_by(predictions.len() as u64);
+        // A non-finite shadow result is left out (its row could not be stored).
         for (&i, prediction) in sampled.iter().zip(predictions) {
-            stream[i].shadow = Some(prediction);
+            stream[i].shadow = prediction.scores.iter().all(|s| s.is_finite()).then_some(prediction);
         }
         Some(shadow)
     }
