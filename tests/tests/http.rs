@@ -126,7 +126,7 @@ async fn stats_count_by_label_and_report_recent_throughput() {
     let now = Utc::now();
     let old = now - chrono::Duration::hours(1);
     app.insert(&[row("a", "1", "x", now), row("b", "1", "y", now), row("c", "-1", "z", old)]).await;
-    app.state.metrics.consumer_lag.set(42);
+    app.state.metrics.set_lag([(0, 40), (3, 2)].into(), 4.0);
     let stats = app.call(get("/v1/stats")).await;
     assert_eq!(stats.status, 200);
     let stats = stats.json();
@@ -135,6 +135,17 @@ async fn stats_count_by_label_and_report_recent_throughput() {
     assert_eq!(stats["recent"], 2);
     assert_eq!(stats["window_secs"], 60);
     assert_eq!(stats["consumer_lag"], 42);
+    assert_eq!(stats["partition_lag"], json!({"0": 40, "3": 2}));
+    assert_eq!(stats["drain_seconds"], 10.5);
+    let metrics = app.call(get("/metrics")).await.text();
+    for line in
+        ["bertstream_consumer_lag 42", r#"bertstream_partition_lag{partition="3"} 2"#, "bertstream_drain_seconds 10.5"]
+    {
+        assert!(metrics.contains(line), "{line}\n{metrics}");
+    }
+    app.state.metrics.set_lag([(0, 5)].into(), 0.0);
+    let stats = app.call(get("/v1/stats")).await.json();
+    assert_eq!(stats["drain_seconds"], Value::Null, "no results are being made: no estimate");
     assert_eq!(stats["labels"], json!(LABELS));
 
     // The counts come from counters the table's triggers keep: a newer message

@@ -173,3 +173,34 @@ async fn texts_the_model_scores_as_nan_go_to_the_dlq_and_the_stream_goes_on() {
         assert!(header(record, "error.message").contains("NaN"), "{}", header(record, "error.message"));
     }
 }
+
+/// Lag you can scale on: librdkafka's statistics give each assigned
+/// partition's lag, and the time to work it off at the recent rate, in
+/// `/v1/stats` and `/metrics`; both reach 0 once the backlog is done.
+#[tokio::test(flavor = "multi_thread")]
+async fn lag_by_partition_and_the_time_to_drain_it_are_reported() {
+    let topics = Topics::create(4).await;
+    let db = fresh_database().await;
+    publish(&topics.input, &reviews("l", 6000)).await;
+    let env = [("MAX_BATCH_SIZE", "2"), ("KAFKA_OPT_STATISTICS_INTERVAL_MS", "1000")];
+    let mut worker = Worker::start(&topics, &db, &env);
+    let stats = || async {
+        let reply = reqwest::get(worker.url("/v1/stats")).await.ok()?;
+        reply.json::<serde_json::Value>().await.ok()
+    };
+    wait_until(STEADY, "lag on 4 partitions and a drain estimate", || async {
+        stats().await.is_some_and(|s| {
+            let lag = s["partition_lag"].as_object().map_or(0, |m| m.len());
+            lag == 4 && s["consumer_lag"].as_i64() > Some(0) && s["drain_seconds"].as_f64().is_some_and(|d| d > 0.0)
+        })
+    })
+    .await;
+    let metrics = reqwest::get(worker.url("/metrics")).await.expect("metrics").text().await.expect("text");
+    assert!(metrics.contains(r#"bertstream_partition_lag{partition="3"}"#), "{metrics}");
+    wait_all_committed(&topics, STEADY).await;
+    wait_until(STEADY, "lag and drain time back to 0", || async {
+        stats().await.is_some_and(|s| s["consumer_lag"] == 0 && s["drain_seconds"] == 0.0)
+    })
+    .await;
+    stop_and_audit([&mut worker], &topics, &db).await;
+}

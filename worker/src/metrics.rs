@@ -1,5 +1,8 @@
 //! Prometheus metrics, all prefixed `bertstream_`, durations in seconds.
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, PoisonError};
+
 use prometheus::{
     exponential_buckets, Gauge, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
@@ -7,6 +10,8 @@ use prometheus::{
 
 pub struct Metrics {
     registry: Registry,
+    /// What the last lag figures were, for `/v1/stats`.
+    lag: Mutex<Lag>,
     pub messages_in: IntCounter,
     pub messages_out: IntCounter,
     pub dlq: IntCounterVec,
@@ -17,6 +22,8 @@ pub struct Metrics {
     pub end_to_end_seconds: Histogram,
     pub queue_depth: IntGauge,
     pub consumer_lag: IntGauge,
+    pub partition_lag: IntGaugeVec,
+    pub drain_seconds: Gauge,
     pub sink_retries: IntCounterVec,
     pub http_requests: IntCounterVec,
     pub model_info: IntGaugeVec,
@@ -71,6 +78,17 @@ impl Metrics {
             ),
             queue_depth: gauge("bertstream_queue_depth", "Messages read but not yet in a model batch"),
             consumer_lag: gauge("bertstream_consumer_lag", "Messages behind the end of the assigned input partitions"),
+            partition_lag: IntGaugeVec::new(
+                Opts::new("bertstream_partition_lag", "Messages behind the end of each assigned input partition"),
+                &["partition"],
+            )
+            .expect("valid gauge"),
+            drain_seconds: Gauge::new(
+                "bertstream_drain_seconds",
+                "Time to work off the lag at the recent rate of results (+Inf when none are being made)",
+            )
+            .expect("valid gauge"),
+            lag: Mutex::default(),
             sink_retries: counter_vec("bertstream_sink_retries_total", "Sink writes retried after an error", &["sink"]),
             http_requests: counter_vec(
                 "bertstream_http_requests_total",
@@ -118,15 +136,48 @@ impl Metrics {
             r.register(Box::new(g.clone())).expect("register");
         }
         r.register(Box::new(metrics.model_info.clone())).expect("register");
+        r.register(Box::new(metrics.partition_lag.clone())).expect("register");
+        r.register(Box::new(metrics.drain_seconds.clone())).expect("register");
         r.register(Box::new(metrics.shadow_agreement.clone())).expect("register");
         r.register(Box::new(metrics.label_share.clone())).expect("register");
         metrics
+    }
+
+    /// Records the assigned partitions' lag and `rate`, the recent results
+    /// per second: the gauges and what `/v1/stats` shows.
+    pub fn set_lag(&self, partitions: BTreeMap<i32, i64>, rate: f64) {
+        let total: i64 = partitions.values().sum();
+        let drain = match total {
+            0 => 0.0,
+            _ if rate > 0.0 => total as f64 / rate,
+            _ => f64::INFINITY,
+        };
+        self.consumer_lag.set(total);
+        self.partition_lag.reset();
+        for (partition, lag) in &partitions {
+            self.partition_lag.with_label_values(&[&partition.to_string()]).set(*lag);
+        }
+        self.drain_seconds.set(drain);
+        *self.lag.lock().unwrap_or_else(PoisonError::into_inner) = Lag { partitions, drain_seconds: drain };
+    }
+
+    pub fn lag(&self) -> Lag {
+        self.lag.lock().unwrap_or_else(PoisonError::into_inner).clone()
     }
 
     /// The Prometheus text exposition.
     pub fn render(&self) -> String {
         TextEncoder::new().encode_to_string(&self.registry.gather()).unwrap_or_default()
     }
+}
+
+/// The consumer's lag as the last statistics gave it.
+#[derive(Debug, Clone, Default)]
+pub struct Lag {
+    /// Messages behind the end, by assigned input partition.
+    pub partitions: BTreeMap<i32, i64>,
+    /// Lag over the recent rate of results; infinite when no results come.
+    pub drain_seconds: f64,
 }
 
 impl Default for Metrics {

@@ -8,8 +8,8 @@
 //! Offsets are auto-committed from the store every second, and committed
 //! synchronously when partitions are revoked ([`OffsetsContext`]) and on shutdown.
 
-use std::collections::{BTreeSet, HashMap};
-use std::sync::{Arc, Mutex};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer, ConsumerContext, Rebalance, StreamConsumer};
@@ -155,6 +155,31 @@ pub struct OffsetsContext {
     pub tracker: Arc<OffsetTracker>,
     pub metrics: Arc<Metrics>,
     pub input_topic: String,
+    /// Results counted at the last statistics, and the recent rate.
+    pub rate: Mutex<RecentRate>,
+}
+
+/// Results per second, smoothed over the last few statistics intervals.
+#[derive(Debug, Default)]
+pub struct RecentRate {
+    last: Option<(Instant, u64)>,
+    per_second: f64,
+}
+
+impl RecentRate {
+    /// Folds in `done`, the results made so far; returns the rate.
+    fn update(&mut self, done: u64) -> f64 {
+        let now = Instant::now();
+        if let Some((at, before)) = self.last {
+            let seconds = now.duration_since(at).as_secs_f64();
+            if seconds > 0.0 {
+                let latest = done.saturating_sub(before) as f64 / seconds;
+                self.per_second = 0.5 * self.per_second + 0.5 * latest;
+            }
+        }
+        self.last = Some((now, done));
+        self.per_second
+    }
 }
 
 fn partitions(list: &TopicPartitionList) -> Vec<Partition> {
@@ -163,12 +188,17 @@ fn partitions(list: &TopicPartitionList) -> Vec<Partition> {
 
 impl ClientContext for OffsetsContext {
     fn stats(&self, statistics: Statistics) {
-        let lag: i64 = statistics
+        // Assigned partitions only: librdkafka reports -1 for the others.
+        let lag: BTreeMap<i32, i64> = statistics
             .topics
             .get(&self.input_topic)
-            .map(|t| t.partitions.values().map(|p| p.consumer_lag.max(0)).sum())
-            .unwrap_or(0);
-        self.metrics.consumer_lag.set(lag);
+            .map(|t| t.partitions.values().filter(|p| p.partition >= 0 && p.consumer_lag >= 0))
+            .into_iter()
+            .flatten()
+            .map(|p| (p.partition, p.consumer_lag))
+            .collect();
+        let rate = self.rate.lock().unwrap_or_else(PoisonError::into_inner).update(self.metrics.messages_out.get());
+        self.metrics.set_lag(lag, rate);
     }
 }
 

@@ -8,7 +8,7 @@
 //! consumer keeps polling so it stays in the group.
 
 use std::collections::VecDeque;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
@@ -31,7 +31,7 @@ pub fn consumer(
     tracker: Arc<OffsetTracker>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<WorkerConsumer>> {
-    let context = OffsetsContext { tracker, metrics, input_topic: args.input_topic.clone() };
+    let context = OffsetsContext { tracker, metrics, input_topic: args.input_topic.clone(), rate: Mutex::default() };
     let consumer: WorkerConsumer =
         kafka::consumer_config(args).create_with_context(context).map_err(kafka::redacted)?;
     consumer.subscribe(&[&args.input_topic])?;

@@ -149,7 +149,10 @@ fn schema(name: &str) -> Option<Value> {
         "Stats" => {
             json!({"type": "object", "properties": {"model": {"type": "string"}, "labels": {"type": "array", "items": {"type": "string"}},
             "counts": {"type": "object", "additionalProperties": {"type": "integer"}}, "total": {"type": "integer"}, "recent": {"type": "integer"},
-            "window_secs": {"type": "integer"}, "per_second": {"type": "number"}, "consumer_lag": {"type": "integer"}, "queue_depth": {"type": "integer"}}})
+            "window_secs": {"type": "integer"}, "per_second": {"type": "number"}, "consumer_lag": {"type": "integer"},
+            "partition_lag": {"type": "object", "additionalProperties": {"type": "integer"}, "description": "lag by assigned input partition"},
+            "drain_seconds": {"type": ["number", "null"], "description": "lag over the recent rate of results; null when none are being made"},
+            "queue_depth": {"type": "integer"}}})
         }
         "EncodeRequest" => {
             json!({"type": "object", "required": ["texts"], "properties": {"id": {"description": "echoed back"},

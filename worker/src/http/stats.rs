@@ -1,4 +1,5 @@
-//! `GET /v1/stats`: counts by label, recent throughput and consumer lag.
+//! `GET /v1/stats`: counts by label, recent throughput, consumer lag (by
+//! partition) and the time to work it off.
 
 use std::collections::BTreeMap;
 
@@ -27,6 +28,11 @@ pub struct Stats {
     pub per_second: f64,
     /// Messages behind the end of this worker's input partitions.
     pub consumer_lag: i64,
+    /// The same by assigned partition.
+    pub partition_lag: BTreeMap<i32, i64>,
+    /// Seconds to work off the lag at the recent rate of results; null when
+    /// no results are being made while there is lag.
+    pub drain_seconds: Option<f64>,
     /// Read but not yet in a model batch, in this worker.
     pub queue_depth: i64,
 }
@@ -38,6 +44,7 @@ pub async fn stats_handler(State(state): State<AppState>) -> ApiResult<Json<Stat
         .await
         .map_err(|e| ApiError::internal("counting recent results", e))?;
     let primary = state.models.primary();
+    let lag = state.metrics.lag();
     Ok(Json(Stats {
         model: primary.id().to_string(),
         labels: primary.info().labels.clone(),
@@ -46,7 +53,9 @@ pub async fn stats_handler(State(state): State<AppState>) -> ApiResult<Json<Stat
         recent,
         window_secs: WINDOW_SECS,
         per_second: recent as f64 / WINDOW_SECS as f64,
-        consumer_lag: state.metrics.consumer_lag.get(),
+        consumer_lag: lag.partitions.values().sum(),
+        partition_lag: lag.partitions,
+        drain_seconds: lag.drain_seconds.is_finite().then_some(lag.drain_seconds),
         queue_depth: state.metrics.queue_depth.get(),
     }))
 }
