@@ -25,6 +25,9 @@ pub struct TextEncoder {
     fingerprint: u64,
 }
 
+/// How much of a text [`TextEncoder::encode`] reads, per token it keeps.
+pub const CHARS_PER_TOKEN: usize = 32;
+
 fn tok_err(e: impl std::fmt::Display) -> ModelError {
     ModelError::Tokenizer(e.to_string())
 }
@@ -105,9 +108,14 @@ impl TextEncoder {
         }
     }
 
-    /// Token ids of one text, `[CLS]` and `[SEP]` included, truncated to the max length.
+    /// Token ids of one text, `[CLS]` and `[SEP]` included, truncated to the
+    /// max length. Only the text's first [`CHARS_PER_TOKEN`] × max length
+    /// characters are read: a 1 MiB text costs no more than its head (every
+    /// token but padding holds at least one character, so the kept tokens
+    /// are those of the whole text unless it pads them with long runs of spaces).
     pub fn encode(&self, text: &str) -> Result<Vec<i64>> {
-        let encoding = self.tokenizer.encode_fast(text, true).map_err(tok_err)?;
+        let head = text.char_indices().nth(self.max_len * CHARS_PER_TOKEN).map_or(text, |(cut, _)| &text[..cut]);
+        let encoding = self.tokenizer.encode_fast(head, true).map_err(tok_err)?;
         Ok(encoding.get_ids().iter().map(|&id| i64::from(id)).collect())
     }
 
@@ -172,5 +180,27 @@ impl EncodedBatch {
     /// Tokens in the batch once padded (the cost the model pays).
     pub fn padded_tokens(&self) -> usize {
         self.rows * self.seq_len
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encoder() -> TextEncoder {
+        let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert/tokenizer.json");
+        TextEncoder::from_tokenizer_json(&fixture, 16).expect("fixture tokenizer")
+    }
+
+    #[test]
+    fn a_huge_text_is_read_only_as_far_as_its_tokens_reach() {
+        let encoder = encoder();
+        let huge = "手机很好，物流很快。".repeat(200_000);
+        let ids = encoder.encode(&huge).expect("encodes");
+        assert_eq!(ids.len(), 16);
+        let head: String = huge.chars().take(16 * CHARS_PER_TOKEN).collect();
+        assert_eq!(ids, encoder.encode(&head).expect("encodes"));
+        // Short texts are untouched.
+        assert_eq!(encoder.encode("很好").expect("encodes").len(), 4);
     }
 }

@@ -265,3 +265,20 @@ async fn the_page_and_its_assets_are_served_from_the_binary() {
     let metrics = app.call(get("/metrics")).await.text();
     assert!(metrics.contains(r#"bertstream_http_requests_total{route="/",status="200"} 1"#), "{metrics}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn lists_cut_long_texts_and_the_review_by_id_has_it_whole() {
+    let app = TestApp::new(open_args(), Lane::Model).await;
+    let long = "长".repeat(3000);
+    app.insert(&[row("long", "1", &long, Utc::now()), row("short", "0", "短", Utc::now())]).await;
+    let page = app.call(get("/v1/reviews")).await.json();
+    let items = page["items"].as_array().expect("items");
+    let listed = items.iter().find(|r| r["id"] == "long").expect("listed");
+    assert_eq!(listed["text"].as_str().map(|t| t.chars().count()), Some(1000));
+    assert_eq!(listed["text_truncated"], true);
+    let short = items.iter().find(|r| r["id"] == "short").expect("listed");
+    assert!(short.get("text_truncated").is_none(), "{short}");
+    let whole = app.call(get("/v1/reviews/long")).await.json();
+    assert_eq!(whole["text"], long.as_str());
+    assert!(whole.get("text_truncated").is_none());
+}

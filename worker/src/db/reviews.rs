@@ -22,9 +22,26 @@ pub struct StoredReview {
     pub classified_at: DateTime<Utc>,
     /// The review's other fields (source, created_at, ...).
     pub fields: serde_json::Value,
+    /// In a list, a text longer than [`LIST_TEXT_CHARS`] is cut there and
+    /// this is true (the review by id has it whole).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub text_truncated: bool,
 }
 
-const COLUMNS: &str = "SELECT review_id, text, label, score, scores, model, source_topic, source_partition, source_offset, classified_at, fields FROM classifications";
+/// The longest text a list shows, in characters: a page of 500 rows of 1 MiB
+/// texts would be half a gigabyte.
+pub const LIST_TEXT_CHARS: usize = 1000;
+
+const COLUMNS: &str = "SELECT review_id, text, false AS text_truncated, label, score, scores, model, source_topic, source_partition, source_offset, classified_at, fields FROM classifications";
+
+/// As [`COLUMNS`], the text cut at [`LIST_TEXT_CHARS`] by Postgres.
+fn list_columns() -> String {
+    format!(
+        "SELECT review_id, left(text, {n}) AS text, length(text) > {n} AS text_truncated, label, score, scores, model, \
+         source_topic, source_partition, source_offset, classified_at, fields FROM classifications",
+        n = LIST_TEXT_CHARS
+    )
+}
 
 pub async fn get(pool: &PgPool, id: &str) -> Result<Option<StoredReview>, sqlx::Error> {
     let mut query = QueryBuilder::<Postgres>::new(COLUMNS);
@@ -48,7 +65,7 @@ pub async fn list(
     before: Option<(DateTime<Utc>, &str)>,
     limit: usize,
 ) -> Result<Vec<StoredReview>, sqlx::Error> {
-    let mut sql = QueryBuilder::<Postgres>::new(COLUMNS);
+    let mut sql = QueryBuilder::<Postgres>::new(list_columns());
     sql.push(" WHERE true");
     if let Some(label) = filter.label {
         sql.push(" AND label = ").push_bind(label);
@@ -79,5 +96,6 @@ fn from_row(row: &PgRow) -> Result<StoredReview, sqlx::Error> {
         },
         classified_at: row.try_get("classified_at")?,
         fields: row.try_get("fields")?,
+        text_truncated: row.try_get("text_truncated")?,
     })
 }

@@ -142,6 +142,7 @@ fn schema(name: &str) -> Option<Value> {
             json!({"type": "object", "required": ["id", "text", "label", "score", "scores", "model", "source", "classified_at"],
             "properties": {"id": {"type": "string"}, "text": {"type": "string"}, "label": {"type": "string"}, "score": {"type": "number"}, "scores": scores,
                 "model": {"type": "string"}, "classified_at": {"type": "string", "format": "date-time"}, "fields": {"type": "object"},
+                "text_truncated": {"type": "boolean", "description": "in a list: the text was cut at 1000 characters"},
                 "source": {"type": "object", "properties": {"topic": {"type": "string"}, "partition": {"type": "integer"}, "offset": {"type": "integer"}}}}})
         }
         "ReviewPage" => json!({"type": "object", "required": ["items", "next"],
