@@ -157,3 +157,27 @@ async fn two_workers_share_the_partitions_and_one_takes_over_when_the_other_leav
     wait_until(STEADY, "all 6000 rows", || async { stored_count(&db).await == 6000 }).await;
     stop_and_audit([&mut first, &mut second], &topics, &db).await;
 }
+
+/// A worker joining mid-run: the rebalance callback lets the in-flight
+/// messages of the revoked partitions finish before it commits, so nothing
+/// is done twice (no output key published twice), even with one runtime
+/// thread (the callback runs on the source's own thread, and the stages
+/// that finish those messages go on meanwhile).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_worker_joining_mid_run_causes_no_redo_even_with_one_runtime_thread() {
+    let topics = Topics::create(4).await;
+    let db = fresh_database().await;
+    published(&topics, 6000, "j").await;
+    let env = [("TOKIO_WORKER_THREADS", "1"), ("MAX_BATCH_SIZE", "16"), ("QUEUE_CAPACITY", "256")];
+    let mut first = Worker::start(&topics, &db, &env);
+    wait_until(STEADY, "the stream under way", || async { stored_count(&db).await >= 300 }).await;
+    let mut second = Worker::start(&topics, &db, &env);
+    wait_until(STEADY, "the second worker given partitions", || async {
+        second.log_text().contains("partitions assigned")
+    })
+    .await;
+    assert!(stored_count(&db).await < 6000, "the second worker joined after the stream was done: it proves nothing");
+    wait_all_committed(&topics, STEADY).await;
+    let ledger = stop_and_audit([&mut first, &mut second], &topics, &db).await;
+    assert_eq!(ledger.output_duplicates(), 0, "messages in flight at the revoke were done again");
+}

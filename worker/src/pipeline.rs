@@ -166,6 +166,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     };
     let source = Source {
         consumer: consumer.clone(),
+        stages: tokio::runtime::Handle::current(),
         tracker: tracker.clone(),
         models: models.clone(),
         dead_letters,
@@ -195,7 +196,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     tracing::info!(addr = %listener.local_addr()?, "HTTP listening");
     let inference = Inference { models: models.clone(), slots, metrics: metrics.clone() };
     let stages = vec![
-        ("source", tokio::spawn(source.run(stop_rx.clone()))),
+        ("source", source::run_on_own_thread(source, stop_rx.clone())),
         ("http", tokio::spawn(http::serve(listener, state, stop_rx))),
         ("batcher", tokio::spawn(infallible(batcher.run()))),
         ("model", tokio::spawn(inference.run(batch_rx, scored_tx))),

@@ -6,6 +6,11 @@
 //! in the DLQ — and only as the contiguous done prefix of its partition
 //! (`offsets`). When the in-memory queue is full the partitions pause, and the
 //! consumer keeps polling so it stays in the group.
+//!
+//! The source runs on a thread of its own ([`run_on_own_thread`]): the
+//! consumer's rebalance callback runs in whichever thread polls it, and it
+//! blocks (waiting for in-flight messages of revoked partitions, committing),
+//! which must not stall the runtime the stages finishing those messages share.
 
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
@@ -38,6 +43,24 @@ pub fn consumer(
     Ok(Arc::new(consumer))
 }
 
+/// Runs the source on a thread of its own with a one-thread runtime; the
+/// handle resolves when it ends.
+pub fn run_on_own_thread(source: Source, stop: watch::Receiver<bool>) -> tokio::task::JoinHandle<anyhow::Result<()>> {
+    let (done, ended) = tokio::sync::oneshot::channel();
+    let thread = std::thread::Builder::new().name("bertstream-source".into()).spawn(move || {
+        let ran = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|runtime| runtime.block_on(source.run(stop)));
+        let _ = done.send(ran);
+    });
+    tokio::spawn(async move {
+        thread.map_err(|e| anyhow::anyhow!("starting the source thread: {e}"))?;
+        ended.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the source thread panicked")))
+    })
+}
+
 /// A message as read, before it is handed on.
 enum Received {
     /// `ticket` is also in the job's `StreamMeta`; kept here to begin it before handing the job on.
@@ -62,6 +85,9 @@ impl Received {
 
 pub struct Source {
     pub consumer: Arc<WorkerConsumer>,
+    /// The runtime the other stages share: dead-letter sends run there, not
+    /// on the source's own thread, which a rebalance callback may block.
+    pub stages: tokio::runtime::Handle,
     pub tracker: Arc<OffsetTracker>,
     /// The primary's encoder tokenizes; after a swap, the new primary's.
     pub models: Arc<Models>,
@@ -176,7 +202,7 @@ impl Source {
                     let dead_letters = self.dead_letters.clone();
                     let tracker = self.tracker.clone();
                     let consumer = self.consumer.clone();
-                    tokio::spawn(async move {
+                    self.stages.spawn(async move {
                         // A permanent refusal stops the worker; this offset stays unstored.
                         if dead_letters.send(&message, &reason).await.is_ok() {
                             store(&consumer, &tracker, &ticket);
