@@ -6,7 +6,7 @@
 mod http_support;
 
 use axum::http::Request;
-use bertstream_tests::{tiny_model_reversed, tiny_model_variant, unique};
+use bertstream_tests::{tiny_model, tiny_model_reversed, tiny_model_variant, unique};
 use http_support::*;
 use serde_json::{json, Value};
 use worker::config::HttpArgs;
@@ -169,4 +169,22 @@ async fn compare_counts_what_the_table_holds() {
     assert_eq!(later["agreement"], Value::Null);
     app.call(api_get("/v1/models/compare?a=a&b=nope")).await.assert_error(404, "not_found");
     app.call(api_get("/v1/models/compare?a=a")).await.assert_error(400, "bad_request");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_cannot_be_primary_and_shadow_at_once() {
+    use worker::metrics::Metrics;
+    use worker::models::ChangeError;
+    let metrics = std::sync::Arc::new(Metrics::new());
+    let options = model::LoadOptions { device: model::DeviceSpec::Cpu, ..Default::default() };
+    let same = worker::models::Models::start(tiny_model(), Some(tiny_model()), 1.0, options, Some(1), metrics.clone());
+    let error = same.await.err().expect("refused").to_string();
+    assert!(error.contains("is the primary model"), "{error}");
+
+    let reversed = tiny_model_reversed("reversed");
+    let models = models(metrics, Some(reversed.clone())).await;
+    match models.swap_primary(&reversed).await {
+        Err(ChangeError::Refused(reason)) => assert!(reason.contains("is the shadow"), "{reason}"),
+        other => panic!("{other:?}"),
+    }
 }

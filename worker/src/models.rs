@@ -98,6 +98,12 @@ impl Models {
             Some(dir) => {
                 let shadow =
                     load(&dir, &options, threads).await.map_err(|e| anyhow::anyhow!("SHADOW_MODEL_DIR: {e}"))?;
+                // Their results would share one `predictions` row per review.
+                anyhow::ensure!(
+                    shadow.id() != primary.id(),
+                    "SHADOW_MODEL_DIR is the primary model ({})",
+                    primary.id()
+                );
                 Some(shadow)
             }
             None => None,
