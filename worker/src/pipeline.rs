@@ -131,7 +131,8 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
 
     let b = &args.batch;
     let (stream_tx, stream_rx) = mpsc::channel(b.max_batch_size * 2);
-    let (http_tx, http_rx) = mpsc::channel(HTTP_QUEUE);
+    // Room for the largest request at least: a request joins the lane whole.
+    let (http_tx, http_rx) = mpsc::channel(HTTP_QUEUE.max(args.http.max_texts_per_request));
     let (batch_tx, batch_rx) = mpsc::channel(1);
     let (scored_tx, scored_rx) = mpsc::channel(2);
     let slots = ModelSlots::new();
