@@ -1,4 +1,4 @@
-//! Forms model batches from the stream's jobs and the HTTP lane's (which go first).
+//! Forms model batches from the stream's jobs and the HTTP lane's.
 //!
 //! Limits: at most `max_size` texts and `max_tokens` padded tokens (texts x
 //! longest) a batch. Two batches may be in flight: one in the model and the
@@ -7,22 +7,34 @@
 //! batch fills until it is full, `max_wait` has passed since its oldest job
 //! arrived, or the model goes idle. Under backlog batches are full.
 //!
-//! A batch is cut around the oldest job from the texts closest to it in
-//! length, which cuts padding without starving long texts.
+//! HTTP goes first, within its share: while stream jobs wait, HTTP batches
+//! take at most `http_share` of the batches, so a flood of requests slows the
+//! stream but never stops it; with no stream backlog HTTP takes every batch.
+//! The batcher holds one batch of HTTP texts at most; the rest wait in the
+//! bounded HTTP channel, and a request that finds it full is refused (503).
+//! A job whose caller has gone (timed out, disconnected) is dropped when a
+//! batch is cut: the model never spends time on an answer nobody reads.
+//!
+//! A stream batch is cut around the oldest job from the texts closest to it
+//! in length, which cuts padding without starving long texts.
 
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::stages::{Batch, Job, ModelSlots};
+use crate::metrics::Metrics;
+use crate::stages::{Batch, Job, ModelSlots, Origin};
 
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub max_size: usize,
     pub max_tokens: usize,
     pub max_wait: Duration,
+    /// Share of batches HTTP may take while the stream has a backlog, above 0, at most 1.
+    pub http_share: f64,
 }
 
 impl Limits {
@@ -37,14 +49,19 @@ pub struct Batcher {
     pub http: mpsc::Receiver<Job>,
     pub stream: mpsc::Receiver<Job>,
     pub out: mpsc::Sender<Batch>,
+    pub metrics: Arc<Metrics>,
 }
 
 impl Batcher {
     /// Runs until both inputs are closed and drained, then closes `out`.
     pub async fn run(mut self) {
         let window_cap = self.limits.max_size * 8;
+        // One batch of HTTP texts (jobs are texts, not requests): more wait in
+        // the bounded channel, so that a flood fills it and is refused there.
+        let http_cap = self.limits.max_size;
         let mut urgent: VecDeque<Job> = VecDeque::new();
         let mut window: Vec<Job> = Vec::new();
+        let mut turns = HttpTurns::new(self.limits.http_share);
         let (mut http_open, mut stream_open) = (true, true);
         loop {
             if urgent.is_empty() && window.is_empty() {
@@ -61,8 +78,11 @@ impl Batcher {
             let oldest = urgent.front().or(window.first()).map_or_else(Instant::now, |j| j.enqueued);
             let deadline = oldest + self.limits.max_wait;
             loop {
-                while let Ok(job) = self.http.try_recv() {
-                    urgent.push_back(job);
+                while urgent.len() < http_cap {
+                    match self.http.try_recv() {
+                        Ok(job) => urgent.push_back(job),
+                        Err(_) => break,
+                    }
                 }
                 while window.len() < window_cap {
                     match self.stream.try_recv() {
@@ -76,13 +96,19 @@ impl Batcher {
                     break;
                 }
                 tokio::select! {
-                    job = self.http.recv(), if http_open => match job { Some(j) => urgent.push_back(j), None => http_open = false },
+                    job = self.http.recv(), if http_open && urgent.len() < http_cap => match job { Some(j) => urgent.push_back(j), None => http_open = false },
                     job = self.stream.recv(), if stream_open && window.len() < window_cap => match job { Some(j) => window.push(j), None => stream_open = false },
                     () = self.slots.released() => {}
                     () = tokio::time::sleep_until(deadline) => {}
                 }
             }
-            let jobs = cut_batch(&mut urgent, &mut window, &self.limits);
+            let abandoned = drop_abandoned(&mut urgent);
+            self.metrics.http_abandoned.inc_by(abandoned as u64);
+            let jobs = cut_batch(&mut urgent, &mut window, &self.limits, &mut turns);
+            if jobs.is_empty() {
+                // All that waited was abandoned; the slot goes back unused.
+                continue;
+            }
             if self.out.send(Batch { jobs, slot }).await.is_err() {
                 return;
             }
@@ -90,72 +116,113 @@ impl Batcher {
     }
 }
 
-/// Takes the next batch: the waiting HTTP jobs alone if there are any (in
-/// order), else stream jobs around the oldest one, nearest in length first,
-/// while the limits allow.
-fn cut_batch(urgent: &mut VecDeque<Job>, window: &mut Vec<Job>, limits: &Limits) -> Vec<Job> {
+/// Drops the HTTP jobs whose caller no longer waits for the answer (the
+/// request timed out or the client went away); returns how many.
+fn drop_abandoned(urgent: &mut VecDeque<Job>) -> usize {
+    let before = urgent.len();
+    urgent.retain(|job| !matches!(&job.origin, Origin::Http(reply) if reply.is_closed()));
+    before - urgent.len()
+}
+
+/// Whose turn the next batch is while both lanes wait. Every batch cut while
+/// the stream has a backlog earns HTTP `share` of a turn, and an HTTP batch
+/// spends a whole one; the credit is capped at one turn, so a quiet spell is
+/// not saved up for a later flood. Full credit at the start: HTTP goes first.
+struct HttpTurns {
+    share: f64,
+    credit: f64,
+}
+
+impl HttpTurns {
+    fn new(share: f64) -> Self {
+        Self { share, credit: 1.0 }
+    }
+
+    /// Whether the next batch is HTTP's, given which lanes have jobs waiting.
+    fn http_next(&mut self, http_waiting: bool, stream_waiting: bool) -> bool {
+        if !stream_waiting {
+            return http_waiting;
+        }
+        self.credit += self.share;
+        // (Within rounding: ten additions of 0.1 fall just short of 1.)
+        let turn = http_waiting && self.credit >= 1.0 - 1e-9;
+        if turn {
+            self.credit -= 1.0;
+        }
+        self.credit = self.credit.min(1.0);
+        turn
+    }
+}
+
+/// Takes the next batch: the waiting HTTP jobs alone when it is HTTP's turn
+/// (a person is waiting: their batch stays small rather than being filled
+/// with stream texts), else stream jobs.
+fn cut_batch(urgent: &mut VecDeque<Job>, window: &mut Vec<Job>, limits: &Limits, turns: &mut HttpTurns) -> Vec<Job> {
+    if turns.http_next(!urgent.is_empty(), !window.is_empty()) {
+        cut_http(urgent, limits)
+    } else {
+        cut_stream(window, limits)
+    }
+}
+
+/// HTTP jobs in the order they came, while the limits allow.
+fn cut_http(urgent: &mut VecDeque<Job>, limits: &Limits) -> Vec<Job> {
     let mut batch: Vec<Job> = Vec::new();
     let mut longest = 0;
     while let Some(job) = urgent.front() {
         let len = longest.max(job.tokens.len());
         if !batch.is_empty() && !limits.fits(batch.len() + 1, len) {
-            return batch;
+            break;
         }
         longest = len;
         batch.extend(urgent.pop_front());
     }
-    // A person is waiting: keep their batch small rather than fill it with stream texts.
-    if !batch.is_empty() || window.is_empty() {
-        return batch;
+    batch
+}
+
+/// Stream jobs around the oldest one, nearest in length first, while the
+/// limits allow (the oldest always goes, even alone over the token budget).
+fn cut_stream(window: &mut Vec<Job>, limits: &Limits) -> Vec<Job> {
+    if window.is_empty() {
+        return Vec::new();
     }
     // Stream jobs sorted by length; grow a run around the anchor (the oldest).
     let mut order: Vec<usize> = (0..window.len()).collect();
     order.sort_by_key(|&i| (window[i].tokens.len(), i));
     let anchor = order.iter().position(|&i| i == 0).unwrap_or(0);
     let len_at = |k: usize| window[order[k]].tokens.len();
+    let target = len_at(anchor);
     let (mut lo, mut hi) = (anchor, anchor);
-    let mut taken = 0;
-    if batch.is_empty() || limits.fits(batch.len() + 1, longest.max(len_at(anchor))) {
-        taken = 1;
-        longest = longest.max(len_at(anchor));
-        loop {
-            let target = len_at(anchor);
-            let below = (lo > 0).then(|| lo - 1);
-            let above = (hi + 1 < order.len()).then_some(hi + 1);
-            let pick = match (below, above) {
-                (Some(b), Some(a)) => {
-                    if target - len_at(b) <= len_at(a) - target {
-                        b
-                    } else {
-                        a
-                    }
+    let mut longest = target;
+    loop {
+        let below = (lo > 0).then(|| lo - 1);
+        let above = (hi + 1 < order.len()).then_some(hi + 1);
+        let pick = match (below, above) {
+            (Some(b), Some(a)) => {
+                if target - len_at(b) <= len_at(a) - target {
+                    b
+                } else {
+                    a
                 }
-                (Some(b), None) => b,
-                (None, Some(a)) => a,
-                (None, None) => break,
-            };
-            let len = longest.max(len_at(pick));
-            if !limits.fits(batch.len() + taken + 1, len) {
-                break;
             }
-            longest = len;
-            taken += 1;
-            if pick < lo {
-                lo = pick
-            } else {
-                hi = pick
-            }
+            (Some(b), None) => b,
+            (None, Some(a)) => a,
+            (None, None) => break,
+        };
+        let len = longest.max(len_at(pick));
+        if !limits.fits(hi - lo + 2, len) {
+            break;
         }
-    }
-    if taken == 0 {
-        return batch;
+        longest = len;
+        if pick < lo {
+            lo = pick
+        } else {
+            hi = pick
+        }
     }
     let mut chosen: Vec<usize> = order[lo..=hi].to_vec();
     chosen.sort_unstable();
-    for &i in chosen.iter().rev() {
-        batch.push(window.remove(i));
-    }
-    batch
+    chosen.iter().rev().map(|&i| window.remove(i)).collect()
 }
 
 #[cfg(test)]

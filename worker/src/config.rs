@@ -107,6 +107,13 @@ pub struct BatchArgs {
     /// milliseconds. When the model is idle a batch starts at once.
     #[arg(long, env = "MAX_WAIT_MS", default_value_t = 20)]
     pub max_wait_ms: u64,
+    /// Share of model batches HTTP requests may take while stream messages
+    /// wait, above 0 and at most 1. HTTP goes first within it and takes every
+    /// batch when the stream has no backlog. Lower keeps the stream moving
+    /// under an HTTP flood (the requests over it wait, then get 503); higher
+    /// answers callers sooner at the stream's expense.
+    #[arg(long, env = "HTTP_SHARE", default_value_t = 0.5, value_parser = share)]
+    pub http_share: f64,
     /// Messages held in memory between Kafka and the model; when full, the
     /// input partitions pause until it drains.
     #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 4096)]
@@ -205,6 +212,14 @@ pub struct BackfillArgs {
 impl RunArgs {
     pub fn startup_timeout(&self) -> Option<Duration> {
         (self.startup_timeout_secs > 0).then(|| Duration::from_secs(self.startup_timeout_secs))
+    }
+}
+
+/// Parses a share: a number above 0 and at most 1.
+fn share(s: &str) -> Result<f64, String> {
+    match s.trim().parse::<f64>() {
+        Ok(share) if share > 0.0 && share <= 1.0 => Ok(share),
+        _ => Err(format!("`{s}` is not a share; use a number above 0 and at most 1, e.g. 0.5")),
     }
 }
 
@@ -311,6 +326,20 @@ impl Default for HttpArgs {
             request_timeout_ms: 10_000,
             header_timeout_ms: 30_000,
             max_concurrent_requests: 128,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_share_is_above_0_and_at_most_1() {
+        assert_eq!(share("0.5"), Ok(0.5));
+        assert_eq!(share("1"), Ok(1.0));
+        for bad in ["0", "-0.1", "1.5", "NaN", "half"] {
+            assert!(share(bad).is_err(), "{bad}");
         }
     }
 }

@@ -26,6 +26,7 @@ pub struct Metrics {
     pub drain_seconds: Gauge,
     pub sink_retries: IntCounterVec,
     pub http_requests: IntCounterVec,
+    pub http_abandoned: IntCounter,
     pub model_info: IntGaugeVec,
     pub model_changes: IntCounterVec,
     pub shadow_scored: IntCounter,
@@ -95,6 +96,10 @@ impl Metrics {
                 "HTTP requests by route and status",
                 &["route", "status"],
             ),
+            http_abandoned: counter(
+                "bertstream_http_abandoned_total",
+                "HTTP texts dropped before the model because their caller had gone (timed out or disconnected)",
+            ),
             model_info: IntGaugeVec::new(
                 Opts::new("bertstream_model_info", "1 for each loaded model, by role (primary, shadow)"),
                 &["role", "model"],
@@ -122,7 +127,13 @@ impl Metrics {
             .expect("valid gauge"),
         };
         let r = &metrics.registry;
-        for c in [&metrics.messages_in, &metrics.messages_out, &metrics.shadow_scored, &metrics.shadow_skipped] {
+        for c in [
+            &metrics.messages_in,
+            &metrics.messages_out,
+            &metrics.http_abandoned,
+            &metrics.shadow_scored,
+            &metrics.shadow_skipped,
+        ] {
             r.register(Box::new(c.clone())).expect("register");
         }
         for c in [&metrics.dlq, &metrics.sink_retries, &metrics.http_requests, &metrics.model_changes] {

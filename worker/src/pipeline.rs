@@ -41,7 +41,8 @@ use crate::source::{self, Source};
 use crate::stages::ModelSlots;
 use crate::{db, kafka};
 
-/// Requests from HTTP waiting for the batcher.
+/// Texts from HTTP waiting for the batcher (one job a text); a request that
+/// finds it full gets 503 `overloaded`.
 const HTTP_QUEUE: usize = 1024;
 /// Postgres connections of the sinks (batches written at once, and a spare).
 const SINK_CONNECTIONS: u32 = 8;
@@ -145,12 +146,25 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
 
     let b = &args.batch;
     let (stream_tx, stream_rx) = mpsc::channel(b.max_batch_size * 2);
-    let (http_tx, http_rx) = mpsc::channel(HTTP_QUEUE);
+    // Room for the largest request at least: a request joins the lane whole.
+    let (http_tx, http_rx) = mpsc::channel(HTTP_QUEUE.max(args.http.max_texts_per_request));
     let (batch_tx, batch_rx) = mpsc::channel(1);
     let (scored_tx, scored_rx) = mpsc::channel(2);
     let slots = ModelSlots::new();
-    let limits = Limits { max_size: b.max_batch_size, max_tokens: b.max_batch_tokens, max_wait: b.max_wait() };
-    let batcher = Batcher { limits, slots: slots.clone(), http: http_rx, stream: stream_rx, out: batch_tx };
+    let limits = Limits {
+        max_size: b.max_batch_size,
+        max_tokens: b.max_batch_tokens,
+        max_wait: b.max_wait(),
+        http_share: b.http_share,
+    };
+    let batcher = Batcher {
+        limits,
+        slots: slots.clone(),
+        http: http_rx,
+        stream: stream_rx,
+        out: batch_tx,
+        metrics: metrics.clone(),
+    };
     let sink_progress = Arc::new(SinkProgress::default());
     let sinks = Sinks {
         pool: pool.clone(),

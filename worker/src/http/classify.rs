@@ -1,6 +1,6 @@
 //! `POST /v1/classify`: texts join the batcher's HTTP lane, which goes before
-//! the stream's backlog, and the caller awaits each text's prediction. Texts
-//! from HTTP are never stored or published.
+//! the stream's backlog within its share (`HTTP_SHARE`), and the caller awaits
+//! each text's prediction. Texts from HTTP are never stored or published.
 
 use std::collections::BTreeMap;
 
@@ -95,22 +95,28 @@ pub async fn classify(state: &AppState, texts: Vec<String>) -> ApiResult<Vec<Ans
         }
     }
     let encoder = state.models.primary().handle.encoder().clone();
+    let tokens: Vec<Vec<i64>> = texts
+        .iter()
+        .map(|text| encoder.encode(text))
+        .collect::<Result<_, _>>()
+        .map_err(|e| ApiError::internal("tokenizing", e))?;
+    // All the request's texts join the lane, or none: a refused request
+    // leaves no texts behind to take room from the next one.
+    let permits = state.jobs.try_reserve_many(texts.len()).map_err(|e| match e {
+        TrySendError::Full(()) => ApiError::Unavailable("the model queue is full; retry shortly"),
+        TrySendError::Closed(()) => ApiError::Unavailable("the worker is shutting down"),
+    })?;
     let mut replies = Vec::with_capacity(texts.len());
-    for (i, text) in texts.into_iter().enumerate() {
-        let tokens = encoder.encode(&text).map_err(|e| ApiError::internal("tokenizing", e))?;
+    for (i, ((text, tokens), permit)) in texts.into_iter().zip(tokens).zip(permits).enumerate() {
         let (reply, answer) = oneshot::channel();
-        let job = Job {
+        permit.send(Job {
             id: format!("http:{i}"),
             text,
             tokens,
             encoder: encoder.fingerprint(),
             enqueued: Instant::now(),
             origin: Origin::Http(reply),
-        };
-        state.jobs.try_send(job).map_err(|e| match e {
-            TrySendError::Full(_) => ApiError::Unavailable("the model queue is full; retry shortly"),
-            TrySendError::Closed(_) => ApiError::Unavailable("the worker is shutting down"),
-        })?;
+        });
         replies.push(answer);
     }
     let mut answers = Vec::with_capacity(replies.len());
