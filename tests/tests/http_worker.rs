@@ -130,6 +130,46 @@ async fn tokens_and_rate_limits_come_from_the_environment_and_tokens_are_never_l
     drop(worker.terminate_and_log());
 }
 
+/// The database password, the SASL password and the admin tokens never
+/// reach the log either, even at debug level and when the connections they
+/// open fail (which is when clients like to print what they were given).
+#[tokio::test(flavor = "multi_thread")]
+async fn database_and_sasl_passwords_and_admin_tokens_are_never_logged() {
+    let topics = Topics::create(1).await;
+    let db = fresh_database().await;
+    let (db_password, sasl_password, admin) = ("pw-db-71c2e9", "pw-sasl-4d8b0a", "adm-5e3f1b");
+    let wrong_db = db.replacen("bertstream:bertstream@", &format!("bertstream:{db_password}@"), 1);
+    assert_ne!(wrong_db, db, "the test database URL has the expected credentials");
+    let runs: [(&str, Vec<(&str, &str)>); 2] = [
+        // Postgres refuses the password: start-up gives up after its bound.
+        (&wrong_db, vec![("STARTUP_TIMEOUT_SECS", "3")]),
+        // The brokers speak no SASL: creating the topics fails.
+        (
+            &db,
+            vec![
+                ("KAFKA_OPT_SECURITY_PROTOCOL", "SASL_PLAINTEXT"),
+                ("KAFKA_OPT_SASL_MECHANISM", "PLAIN"),
+                ("KAFKA_OPT_SASL_USERNAME", "user"),
+                ("KAFKA_OPT_SASL_PASSWORD", sasl_password),
+            ],
+        ),
+    ];
+    for (url, mut env) in runs {
+        env.extend([("ADMIN_TOKENS", admin), ("RUST_LOG", "debug"), ("LOG_FORMAT", "json")]);
+        let mut worker = Worker::start(&topics, url, &env);
+        let deadline = std::time::Instant::now() + Duration::from_secs(120);
+        while worker.exited().is_none() {
+            assert!(std::time::Instant::now() < deadline, "the worker did not give up\n{}", worker.log_text());
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        let log = worker.log_text();
+        assert!(!log.is_empty());
+        for secret in [db_password, sasl_password, admin] {
+            assert!(!log.contains(secret), "{secret} reached the log:\n{log}");
+        }
+    }
+}
+
 trait TerminateAndLog {
     fn terminate_and_log(self) -> String;
 }
