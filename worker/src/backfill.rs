@@ -294,7 +294,7 @@ impl Backfill {
             .collect();
         retrying(|| db::predictions::upsert(&self.pool, &rows)).await?;
         if self.promote {
-            let mut results: Vec<ResultRow> = items
+            let results: Vec<ResultRow> = items
                 .iter()
                 .zip(&predictions)
                 .map(|(item, p)| ResultRow {
@@ -316,17 +316,14 @@ impl Backfill {
                     fields: item.fields.clone(),
                 })
                 .collect();
-            let mut backoff = Backoff::new();
-            loop {
-                match db::upsert(&self.pool, &mut results, SameMessage::Replace).await {
-                    Ok(_) => break,
-                    Err(e) if db::is_data_error(&e) => return Err(e).context("promoting results"),
-                    Err(e) => {
-                        tracing::warn!(error = %e, "promoting results failed; retrying");
-                        backoff.wait().await;
-                    }
-                }
-            }
+            // Each attempt gets its own copy: the upsert fills in rows it finds stored.
+            let pool = &self.pool;
+            retrying(|| {
+                let mut rows = results.clone();
+                async move { db::upsert(pool, &mut rows, SameMessage::Replace).await.map(drop) }
+            })
+            .await
+            .context("promoting results")?;
         }
         self.summary.scored += predictions.len() as u64;
         for p in &predictions {
