@@ -204,3 +204,54 @@ async fn three_workers_one_killed_and_one_joining_lose_nothing() {
     let ledger = stop_and_audit(workers.iter_mut(), &topics, &db).await;
     assert_eq!(ledger.table.len(), 9000);
 }
+
+/// A partition taken away while its batches wait on Postgres (the revoke
+/// gives up waiting for them) and given back to the same worker: the work
+/// begun before the revoke no longer counts, so the partition's messages are
+/// read again, and its committed offset still reaches the end.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_taken_away_and_given_back_with_batches_in_flight_commits_to_the_end() {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let topics = Topics::create(2).await;
+    let db = fresh_database().await;
+    published(&topics, 4000, "back").await;
+    let mut worker = Worker::start(&topics, &db, &[("MAX_BATCH_SIZE", "16"), ("QUEUE_CAPACITY", "256")]);
+    wait_until(STEADY, "both partitions under way", || async {
+        let rows = stored_rows(&db).await;
+        rows.values().map(|r| r.partition).collect::<std::collections::BTreeSet<_>>().len() == 2
+    })
+    .await;
+    set_database_available(&db, false).await;
+    // Batches of both partitions now wait on Postgres, and the full queue pauses the input.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(stored_count(&db).await < 4000, "the stream was done before the outage: it proves nothing");
+
+    // A member that takes a partition and gives it back without committing.
+    let visitor: BaseConsumer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", brokers())
+        .set("group.id", &topics.group)
+        .set("partition.assignment.strategy", "cooperative-sticky")
+        .set("enable.auto.commit", "false")
+        .set("session.timeout.ms", "10000")
+        .create()
+        .expect("consumer");
+    visitor.subscribe(&[&topics.input]).expect("subscribe");
+    let start = std::time::Instant::now();
+    while visitor.assignment().expect("assignment").count() == 0 {
+        assert!(start.elapsed() < STEADY, "the visitor was never given a partition");
+        let _ = visitor.poll(Duration::from_millis(100));
+    }
+    visitor.unsubscribe();
+    let _ = visitor.poll(Duration::from_millis(500));
+    drop(visitor);
+    wait_until(STEADY, "the partition given back", || {
+        let log = worker.log_text();
+        async move { log.matches("partitions assigned").count() >= 2 }
+    })
+    .await;
+
+    set_database_available(&db, true).await;
+    wait_until(STEADY, "all 4000 rows", || async { stored_count(&db).await == 4000 }).await;
+    wait_all_committed(&topics, STEADY).await;
+    stop_and_audit([&mut worker], &topics, &db).await;
+}

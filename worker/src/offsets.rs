@@ -9,6 +9,7 @@
 //! synchronously when partitions are revoked ([`OffsetsContext`]) and on shutdown.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -149,10 +150,16 @@ pub fn store(consumer: &WorkerConsumer, tracker: &OffsetTracker, ticket: &Ticket
     });
 }
 
-/// The consumer's callbacks: rebalances move the tracker's generations, and
-/// librdkafka's statistics give the lag metric.
+/// The consumer's callbacks: rebalances move the tracker's generations and
+/// give new partitions the source's pause state, and librdkafka's statistics
+/// give the lag metric.
 pub struct OffsetsContext {
     pub tracker: Arc<OffsetTracker>,
+    /// Whether the source holds its input paused (its queue is full).
+    /// librdkafka keeps a partition's pause flag while it is revoked and
+    /// assigned again, and does not pause one that is new to us, so each
+    /// assignment is paused or resumed to match.
+    pub input_paused: AtomicBool,
     pub metrics: Arc<Metrics>,
     pub input_topic: String,
     /// Results counted at the last statistics, and the recent rate.
@@ -223,11 +230,16 @@ impl ConsumerContext for OffsetsContext {
         tracing::info!(partitions = ?revoked.iter().map(|p| p.partition).collect::<Vec<_>>(), "partitions revoked");
     }
 
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+    fn post_rebalance(&self, consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Assign(list) = rebalance {
             let assigned = partitions(list);
             for p in &assigned {
                 self.tracker.assign(p.clone());
+            }
+            let matched =
+                if self.input_paused.load(Ordering::Relaxed) { consumer.pause(list) } else { consumer.resume(list) };
+            if let Err(e) = matched {
+                tracing::warn!(error = %e, "assigned partitions not given the input's pause state");
             }
             tracing::info!(partitions = ?assigned.iter().map(|p| p.partition).collect::<Vec<_>>(), "partitions assigned");
         }

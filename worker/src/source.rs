@@ -13,6 +13,7 @@
 //! which must not stall the runtime the stages finishing those messages share.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -36,7 +37,13 @@ pub fn consumer(
     tracker: Arc<OffsetTracker>,
     metrics: Arc<Metrics>,
 ) -> anyhow::Result<Arc<WorkerConsumer>> {
-    let context = OffsetsContext { tracker, metrics, input_topic: args.input_topic.clone(), rate: Mutex::default() };
+    let context = OffsetsContext {
+        tracker,
+        metrics,
+        input_topic: args.input_topic.clone(),
+        rate: Mutex::default(),
+        input_paused: AtomicBool::new(false),
+    };
     let consumer: WorkerConsumer =
         kafka::consumer_config(args).create_with_context(context).map_err(kafka::redacted)?;
     consumer.subscribe(&[&args.input_topic])?;
@@ -103,20 +110,22 @@ impl Source {
     /// are dropped: their offsets were never stored, so they will be read again.
     pub async fn run(self, mut shutdown: watch::Receiver<bool>) -> anyhow::Result<()> {
         let mut backlog: VecDeque<Received> = VecDeque::new();
-        let mut paused = false;
+        // Rebalances run inside `recv` on this thread, so they read the flag
+        // only between our pauses and resumes.
+        let paused = &self.consumer.context().input_paused;
         loop {
             self.hand_on(&mut backlog);
             self.metrics.queue_depth.set((backlog.len() + self.jobs.max_capacity() - self.jobs.capacity()) as i64);
             let full = backlog.len() >= self.queue_capacity;
-            if full != paused {
+            if full != paused.load(Ordering::Relaxed) {
                 let assignment = self.consumer.assignment()?;
                 if full {
                     self.consumer.pause(&assignment)?
                 } else {
                     self.consumer.resume(&assignment)?
                 }
-                paused = full;
-                tracing::debug!(paused, backlog = backlog.len(), "input partitions");
+                paused.store(full, Ordering::Relaxed);
+                tracing::debug!(paused = full, backlog = backlog.len(), "input partitions");
             }
             let error = tokio::select! {
                 biased;
