@@ -118,6 +118,12 @@ pub struct BatchArgs {
     /// input partitions pause until it drains.
     #[arg(long, env = "QUEUE_CAPACITY", default_value_t = 4096)]
     pub queue_capacity: usize,
+    /// Bytes of input held in memory, from Kafka to durable results (the
+    /// messages, their texts and tokens, dead letters on their way); when
+    /// reached, the input partitions pause until it drains. Bounds memory
+    /// when messages are large, as QUEUE_CAPACITY does when they are small.
+    #[arg(long, env = "QUEUE_MAX_BYTES", default_value_t = 128 << 20, value_parser = clap::value_parser!(u64).range(1..))]
+    pub queue_max_bytes: u64,
     /// Largest accepted message value in bytes; bigger ones go to the DLQ.
     #[arg(long, env = "MAX_MESSAGE_BYTES", default_value_t = 1 << 20)]
     pub max_message_bytes: usize,

@@ -54,7 +54,7 @@ impl Inference {
             for (job, reason) in failed {
                 // An HTTP caller whose text failed gets 503 (its reply is dropped).
                 if let Origin::Stream(meta) = job.origin {
-                    unscorable.push((meta, reason));
+                    unscorable.push((*meta, reason));
                 }
             }
             for (job, prediction) in scored_jobs {
@@ -65,7 +65,14 @@ impl Inference {
                     }
                     Origin::Stream(meta) => {
                         inputs.push((job.tokens, job.encoder));
-                        stream.push(ScoredJob { id: job.id, text: job.text, meta, prediction, shadow: None, queue_ms });
+                        stream.push(ScoredJob {
+                            id: job.id,
+                            text: job.text,
+                            meta: *meta,
+                            prediction,
+                            shadow: None,
+                            queue_ms,
+                        });
                     }
                 }
             }
@@ -162,7 +169,7 @@ fn encode_for(model: &LoadedModel, jobs: Vec<Job>) -> (Vec<Job>, Vec<(StreamMeta
             Err(e) => {
                 if let Origin::Stream(meta) = job.origin {
                     let reason = format!("text could not be tokenized by {}: {e}", model.id());
-                    unscorable.push((meta, Poison::WrongType(reason)));
+                    unscorable.push((*meta, Poison::WrongType(reason)));
                 }
             }
         }

@@ -22,6 +22,7 @@ pub mod stages;
 pub mod models;
 
 // Shared by all.
+pub mod budget;
 pub mod config;
 pub mod db;
 pub mod kafka;

@@ -21,6 +21,7 @@ pub struct Metrics {
     pub sink_seconds: HistogramVec,
     pub end_to_end_seconds: Histogram,
     pub queue_depth: IntGauge,
+    pub queue_bytes: IntGauge,
     pub consumer_lag: IntGauge,
     pub partition_lag: IntGaugeVec,
     pub drain_seconds: Gauge,
@@ -78,6 +79,10 @@ impl Metrics {
                 seconds_buckets(),
             ),
             queue_depth: gauge("bertstream_queue_depth", "Messages read but not yet in a model batch"),
+            queue_bytes: gauge(
+                "bertstream_queue_bytes",
+                "Bytes of input held, from Kafka to durable results (QUEUE_MAX_BYTES)",
+            ),
             consumer_lag: gauge("bertstream_consumer_lag", "Messages behind the end of the assigned input partitions"),
             partition_lag: IntGaugeVec::new(
                 Opts::new("bertstream_partition_lag", "Messages behind the end of each assigned input partition"),
@@ -143,7 +148,7 @@ impl Metrics {
             r.register(Box::new(h.clone())).expect("register");
         }
         r.register(Box::new(metrics.sink_seconds.clone())).expect("register");
-        for g in [&metrics.queue_depth, &metrics.consumer_lag] {
+        for g in [&metrics.queue_depth, &metrics.queue_bytes, &metrics.consumer_lag] {
             r.register(Box::new(g.clone())).expect("register");
         }
         r.register(Box::new(metrics.model_info.clone())).expect("register");

@@ -27,6 +27,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::batcher::{Batcher, Limits};
+use crate::budget::ByteBudget;
 use crate::config::RunArgs;
 use crate::dlq::DeadLetters;
 use crate::http::readiness::{self, Probe, Readiness};
@@ -186,6 +187,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
         dead_letters,
         jobs: stream_tx,
         queue_capacity: b.queue_capacity,
+        budget: ByteBudget::new(usize::try_from(b.queue_max_bytes).unwrap_or(usize::MAX)),
         parse_limits: ParseLimits { max_bytes: b.max_message_bytes, ..ParseLimits::default() },
         metrics: metrics.clone(),
     };

@@ -23,6 +23,7 @@ use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use schemas::{parse_review, ParseLimits, Poison};
 use tokio::sync::{mpsc, watch};
 
+use crate::budget::{ByteBudget, HeldBytes, PER_MESSAGE};
 use crate::config::KafkaArgs;
 use crate::dlq::DeadLetters;
 use crate::kafka;
@@ -79,6 +80,7 @@ enum Received {
         ticket: Ticket,
         message: OwnedMessage,
         reason: Poison,
+        held: HeldBytes,
     },
 }
 
@@ -101,6 +103,8 @@ pub struct Source {
     pub dead_letters: DeadLetters,
     pub jobs: mpsc::Sender<Job>,
     pub queue_capacity: usize,
+    /// `QUEUE_MAX_BYTES`: messages hold their bytes until their work is over.
+    pub budget: ByteBudget,
     pub parse_limits: ParseLimits,
     pub metrics: Arc<Metrics>,
 }
@@ -116,7 +120,8 @@ impl Source {
         loop {
             self.hand_on(&mut backlog);
             self.metrics.queue_depth.set((backlog.len() + self.jobs.max_capacity() - self.jobs.capacity()) as i64);
-            let full = backlog.len() >= self.queue_capacity;
+            self.metrics.queue_bytes.set(self.budget.held() as i64);
+            let full = backlog.len() >= self.queue_capacity || self.budget.spent();
             if full != paused.load(Ordering::Relaxed) {
                 let assignment = self.consumer.assignment()?;
                 if full {
@@ -134,6 +139,7 @@ impl Source {
                     drop(permit);
                     None
                 }
+                () = self.budget.freed(), if paused.load(Ordering::Relaxed) => None,
                 message = self.consumer.recv() => match message {
                     Ok(message) => {
                         backlog.extend(self.receive(&message));
@@ -166,6 +172,12 @@ impl Source {
                     Err(e) => Err(Poison::WrongType(format!("text could not be tokenized: {e}"))),
                 },
             );
+        // The message, and beside it its parsed text and tokens.
+        let bytes = PER_MESSAGE
+            + message.key().map_or(0, <[u8]>::len)
+            + message.payload().map_or(0, <[u8]>::len)
+            + review.as_ref().map_or(0, |(review, tokens)| review.text.len() + tokens.len() * size_of::<i64>());
+        let held = self.budget.take(bytes);
         match review {
             Ok((review, tokens)) => {
                 let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
@@ -175,6 +187,7 @@ impl Source {
                     fields: review.extra,
                     published_at,
                     received_at: Utc::now(),
+                    held,
                 };
                 let job = Job {
                     id: review.id,
@@ -182,11 +195,11 @@ impl Source {
                     tokens,
                     encoder: encoder.fingerprint(),
                     enqueued: tokio::time::Instant::now(),
-                    origin: Origin::Stream(meta),
+                    origin: Origin::Stream(Box::new(meta)),
                 };
                 Some(Received::Valid { ticket, job })
             }
-            Err(reason) => Some(Received::Poison { ticket, message: message.detach(), reason }),
+            Err(reason) => Some(Received::Poison { ticket, message: message.detach(), reason, held }),
         }
     }
 
@@ -207,7 +220,7 @@ impl Source {
                         return; // the pipeline is shutting down
                     }
                 }
-                Received::Poison { ticket, message, reason } => {
+                Received::Poison { ticket, message, reason, held } => {
                     let dead_letters = self.dead_letters.clone();
                     let tracker = self.tracker.clone();
                     let consumer = self.consumer.clone();
@@ -216,6 +229,7 @@ impl Source {
                         if dead_letters.send(&message, &reason).await.is_ok() {
                             store(&consumer, &tracker, &ticket);
                         }
+                        drop(held); // dead-letter work stays inside the budget until it is done
                     });
                 }
             }

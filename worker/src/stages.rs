@@ -12,6 +12,7 @@ use model::Prediction;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
+use crate::budget::HeldBytes;
 use crate::models::LoadedModel;
 use crate::offsets::Ticket;
 
@@ -36,7 +37,7 @@ pub struct Answer {
 /// Where a job came from, and so where its result goes.
 pub enum Origin {
     /// From the input topic: the result goes to the sinks, then the offset is stored.
-    Stream(StreamMeta),
+    Stream(Box<StreamMeta>),
     /// From an HTTP request: the result goes back to the caller.
     Http(oneshot::Sender<Answer>),
 }
@@ -48,6 +49,8 @@ pub struct StreamMeta {
     pub fields: serde_json::Map<String, serde_json::Value>,
     pub published_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
+    /// The message's share of `QUEUE_MAX_BYTES`, given back when its work is over.
+    pub held: HeldBytes,
 }
 
 /// Jobs for one model input (inference pads them with the model's encoder).

@@ -120,6 +120,8 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ $v.batch.maxWaitMs | int64 | quote }}
 - name: QUEUE_CAPACITY
   value: {{ $v.batch.queueCapacity | int64 | quote }}
+- name: QUEUE_MAX_BYTES
+  value: {{ $v.batch.queueMaxBytes | int64 | quote }}
 - name: MAX_MESSAGE_BYTES
   value: {{ $v.batch.maxMessageBytes | int64 | quote }}
 - name: HTTP_ADDR
