@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Starts, stops and reports the local Kafka (KRaft, single node) and
 # PostgreSQL that tests, the demo and CI use, on loopback:
-#   scripts/services.sh up|down|status|stop-kafka|start-kafka
+#   scripts/services.sh up|down|status|stop-kafka|start-kafka|stop-postgres|start-postgres
 # Kafka: data in .run/kafka/data, log in .run/kafka/server.log, 127.0.0.1:9092.
 # Postgres: Debian's cluster on 127.0.0.1:5432, role `bertstream`, databases
 # `bertstream` and `bertstream_test`.
@@ -159,8 +159,10 @@ case "${1:-}" in
   up) pg_up; kafka_up ;;
   down) kafka_down; pg_down ;;
   status) status ;;
-  # For the broker-restart test: the broker alone, stopped and started again with its data.
+  # For the broker-restart test and the soak: one service alone, stopped and started again with its data.
   stop-kafka) kafka_down ;;
   start-kafka) kafka_up ;;
-  *) echo "usage: $0 up|down|status|stop-kafka|start-kafka" >&2; exit 2 ;;
+  stop-postgres) pg_down ;;
+  start-postgres) pg_up ;;
+  *) echo "usage: $0 up|down|status|stop-kafka|start-kafka|stop-postgres|start-postgres" >&2; exit 2 ;;
 esac

@@ -25,4 +25,4 @@ pub use kafka::{
     reviews, sample_text, set_topic_config, wait_all_committed, KeyValue, Record, Topics,
 };
 pub use ledger::{assert_all_committed, audit, stop_and_audit, Ledger};
-pub use process::{backfill, free_port, start_backfill, worker_binary, Worker};
+pub use process::{backfill, free_port, services, start_backfill, worker_binary, Worker};

@@ -153,3 +153,13 @@ pub fn backfill(topics: &Topics, database_url: &str, args: &[&str]) -> (i32, Str
     let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
     (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
 }
+
+/// Runs `scripts/services.sh <command>` (e.g. `stop-kafka`), which stops or
+/// starts a local service every test shares.
+pub fn services(command: &str) {
+    let status = Command::new(crate::common::repo_root().join("scripts/services.sh"))
+        .arg(command)
+        .status()
+        .expect("services.sh runs");
+    assert!(status.success(), "scripts/services.sh {command} failed");
+}

@@ -33,11 +33,3 @@ async fn broker_restart_mid_run_loses_nothing() {
     .await;
     stop_and_audit([&mut worker], &topics, &db).await;
 }
-
-fn services(command: &str) {
-    let status = std::process::Command::new(repo_root().join("scripts/services.sh"))
-        .arg(command)
-        .status()
-        .expect("services.sh runs");
-    assert!(status.success(), "scripts/services.sh {command} failed");
-}
