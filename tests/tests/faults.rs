@@ -208,14 +208,17 @@ async fn three_workers_one_killed_and_one_joining_lose_nothing() {
 /// A partition taken away while its batches wait on Postgres (the revoke
 /// gives up waiting for them) and given back to the same worker: the work
 /// begun before the revoke no longer counts, so the partition's messages are
-/// read again, and its committed offset still reaches the end.
+/// read again, and its committed offset still reaches the end. With one
+/// runtime thread, HTTP is answered while the rebalance callback waits: the
+/// callback blocks only the source's own thread.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partition_taken_away_and_given_back_with_batches_in_flight_commits_to_the_end() {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let topics = Topics::create(2).await;
     let db = fresh_database().await;
     published(&topics, 4000, "back").await;
-    let mut worker = Worker::start(&topics, &db, &[("MAX_BATCH_SIZE", "16"), ("QUEUE_CAPACITY", "256")]);
+    let env = [("MAX_BATCH_SIZE", "16"), ("QUEUE_CAPACITY", "256"), ("TOKIO_WORKER_THREADS", "1")];
+    let mut worker = Worker::start(&topics, &db, &env);
     wait_until(STEADY, "both partitions under way", || async {
         let rows = stored_rows(&db).await;
         rows.values().map(|r| r.partition).collect::<std::collections::BTreeSet<_>>().len() == 2
@@ -227,26 +230,41 @@ async fn a_partition_taken_away_and_given_back_with_batches_in_flight_commits_to
     assert!(stored_count(&db).await < 4000, "the stream was done before the outage: it proves nothing");
 
     // A member that takes a partition and gives it back without committing.
-    let visitor: BaseConsumer = rdkafka::ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", &topics.group)
-        .set("partition.assignment.strategy", "cooperative-sticky")
-        .set("enable.auto.commit", "false")
-        .set("session.timeout.ms", "10000")
-        .create()
-        .expect("consumer");
-    visitor.subscribe(&[&topics.input]).expect("subscribe");
-    let start = std::time::Instant::now();
-    while visitor.assignment().expect("assignment").count() == 0 {
-        assert!(start.elapsed() < STEADY, "the visitor was never given a partition");
-        let _ = visitor.poll(Duration::from_millis(100));
-    }
-    visitor.unsubscribe();
-    let _ = visitor.poll(Duration::from_millis(500));
-    drop(visitor);
+    let group = topics.group.clone();
+    let input = topics.input.clone();
+    let visitor = std::thread::spawn(move || {
+        let visitor: BaseConsumer = rdkafka::ClientConfig::new()
+            .set("bootstrap.servers", brokers())
+            .set("group.id", &group)
+            .set("partition.assignment.strategy", "cooperative-sticky")
+            .set("enable.auto.commit", "false")
+            .set("session.timeout.ms", "10000")
+            .create()
+            .expect("consumer");
+        visitor.subscribe(&[&input]).expect("subscribe");
+        let start = std::time::Instant::now();
+        while visitor.assignment().expect("assignment").count() == 0 {
+            assert!(start.elapsed() < STEADY, "the visitor was never given a partition");
+            let _ = visitor.poll(Duration::from_millis(100));
+        }
+        visitor.unsubscribe();
+        let _ = visitor.poll(Duration::from_millis(500));
+    });
+    wait_until(STEADY, "the revoke waiting for in-flight messages", || {
+        let log = worker.log_text();
+        async move { log.contains("waiting for their in-flight messages") }
+    })
+    .await;
+    let health = reqwest::get(worker.url("/healthz")).await.expect("healthz");
+    assert!(health.status().is_success());
+    assert!(
+        !worker.log_text().contains("partitions revoked"),
+        "HTTP was answered only once the rebalance callback had returned: the callback blocked the runtime"
+    );
+    visitor.join().expect("visitor");
     wait_until(STEADY, "the partition given back", || {
         let log = worker.log_text();
-        async move { log.matches("partitions assigned").count() >= 2 }
+        async move { log.lines().filter(|l| l.contains("partitions assigned") && !l.ends_with("[]")).count() >= 2 }
     })
     .await;
 

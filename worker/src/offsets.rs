@@ -216,6 +216,10 @@ impl ConsumerContext for OffsetsContext {
         if !consumer.assignment_lost() {
             // Let what is in flight for these partitions finish, so that their
             // new owner does not redo it, then commit.
+            let in_flight: usize = revoked.iter().map(|p| self.tracker.in_flight(p)).sum();
+            if in_flight > 0 {
+                tracing::info!(in_flight, "partitions being revoked: waiting for their in-flight messages");
+            }
             let start = Instant::now();
             while revoked.iter().any(|p| self.tracker.in_flight(p) > 0) && start.elapsed() < REVOKE_DRAIN {
                 std::thread::sleep(Duration::from_millis(10));
