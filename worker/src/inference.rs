@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{SubsecRound, Utc};
 use model::{EncodedBatch, Prediction};
+use schemas::trace_context::SPANS;
 use schemas::Poison;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -42,7 +43,9 @@ impl Inference {
             let (jobs, mut unscorable) = encode_for(&model, jobs);
             let started = Instant::now();
             metrics.batch_size.observe(jobs.len() as f64);
+            let spans = model_spans(&jobs, &model);
             let (scored_jobs, failed) = score(&model, jobs, metrics).await?;
+            drop(spans);
             let model_time = started.elapsed();
             self.slots.release(slot);
             metrics.model_seconds.observe(model_time.as_secs_f64());
@@ -54,7 +57,7 @@ impl Inference {
             for (job, reason) in failed {
                 // An HTTP caller whose text failed gets 503 (its reply is dropped).
                 if let Origin::Stream(meta) = job.origin {
-                    unscorable.push((meta, reason));
+                    unscorable.push((*meta, reason));
                 }
             }
             for (job, prediction) in scored_jobs {
@@ -65,7 +68,14 @@ impl Inference {
                     }
                     Origin::Stream(meta) => {
                         inputs.push((job.tokens, job.encoder));
-                        stream.push(ScoredJob { id: job.id, text: job.text, meta, prediction, shadow: None, queue_ms });
+                        stream.push(ScoredJob {
+                            id: job.id,
+                            text: job.text,
+                            meta: *meta,
+                            prediction,
+                            shadow: None,
+                            queue_ms,
+                        });
                     }
                 }
             }
@@ -141,6 +151,21 @@ impl Inference {
     }
 }
 
+/// A `model_forward` span for each stream message of the batch, as a child of
+/// its own span: a batch serves many traces, and this way each trace shows
+/// the batch's model time where it belongs (no cross-trace links to follow).
+fn model_spans(jobs: &[Job], model: &LoadedModel) -> Vec<tracing::Span> {
+    let stream = jobs.iter().filter_map(|job| match &job.origin {
+        Origin::Stream(meta) => Some(&meta.trace.span),
+        Origin::Http(_) => None,
+    });
+    stream
+        .map(|parent| {
+            tracing::trace_span!(target: SPANS, parent: parent, "model_forward", batch.size = jobs.len(), model = %model.id())
+        })
+        .collect()
+}
+
 /// Keeps the batch's jobs the model can read: each job tokenized by another
 /// encoder (before a swap) is tokenized again by the model's. A stream text
 /// it cannot tokenize is returned with the reason (for the DLQ); an HTTP one
@@ -162,7 +187,7 @@ fn encode_for(model: &LoadedModel, jobs: Vec<Job>) -> (Vec<Job>, Vec<(StreamMeta
             Err(e) => {
                 if let Origin::Stream(meta) = job.origin {
                     let reason = format!("text could not be tokenized by {}: {e}", model.id());
-                    unscorable.push((meta, Poison::WrongType(reason)));
+                    unscorable.push((*meta, Poison::WrongType(reason)));
                 }
             }
         }

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use model::Prediction;
+use schemas::trace_context::RecordTrace;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -35,8 +36,9 @@ pub struct Answer {
 
 /// Where a job came from, and so where its result goes.
 pub enum Origin {
-    /// From the input topic: the result goes to the sinks, then the offset is stored.
-    Stream(StreamMeta),
+    /// From the input topic: the result goes to the sinks, then the offset is
+    /// stored. Boxed: jobs move through channels and batches, and an HTTP one carries little.
+    Stream(Box<StreamMeta>),
     /// From an HTTP request: the result goes back to the caller.
     Http(oneshot::Sender<Answer>),
 }
@@ -48,6 +50,9 @@ pub struct StreamMeta {
     pub fields: serde_json::Map<String, serde_json::Value>,
     pub published_at: Option<DateTime<Utc>>,
     pub received_at: DateTime<Utc>,
+    /// Its `process_review` span, which ends when the message is done, and
+    /// the trace context its output and DLQ records carry.
+    pub trace: RecordTrace,
 }
 
 /// Jobs for one model input (inference pads them with the model's encoder).
