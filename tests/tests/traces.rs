@@ -1,6 +1,6 @@
 //! Traces across the Kafka hops (docs/deploy.md, "Tracing"): an input's
-//! `traceparent` continues on its output and DLQ records, and the spans of
-//! the producer and the worker reach an OTLP receiver.
+//! `traceparent` continues on its output, review and DLQ records, and the
+//! spans of the producer and the worker reach an OTLP receiver.
 
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -22,7 +22,7 @@ fn find<'a>(records: &'a [Record], key: &str) -> &'a Record {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn an_inputs_trace_continues_on_its_output_and_dlq_records() {
+async fn an_inputs_trace_continues_on_its_output_review_and_dlq_records() {
     let topics = Topics::create(1).await;
     let db = fresh_database().await;
     let (trace_a, trace_b) = ("4bf92f3577b34da6a3ce929d0e0e4736", "0af7651916cd43dd8448eb211c80319c");
@@ -40,7 +40,9 @@ async fn an_inputs_trace_continues_on_its_output_and_dlq_records() {
     )
     .await;
 
-    let mut worker = Worker::start(&topics, &db, &[]);
+    // Every result goes to the review topic as well (no top score reaches 1).
+    let review_topic = format!("{}.review", topics.input);
+    let mut worker = Worker::start(&topics, &db, &[("REVIEW_TOPIC", &review_topic), ("REVIEW_BELOW", "1")]);
     wait_until(STEADY, "three rows", || async { stored_count(&db).await == 3 }).await;
     wait_until(STEADY, "the poison in the DLQ", || async { !read_all(&topics.dlq).is_empty() }).await;
     let ledger = stop_and_audit([&mut worker], &topics, &db).await;
@@ -48,6 +50,7 @@ async fn an_inputs_trace_continues_on_its_output_and_dlq_records() {
     let traced = find(&ledger.output, "traced");
     assert_eq!(traceparent(traced).0, trace_a);
     assert_eq!(traced.headers.get("tracestate").map(String::as_str), Some("vendor=1"));
+    assert_eq!(traceparent(find(&read_all(&review_topic), "traced")).0, trace_a, "the review topic's record");
     assert_eq!(ledger.dlq.len(), 1, "a malformed traceparent is no reason for the DLQ");
     assert_eq!(traceparent(find(&ledger.dlq, "poison")).0, trace_b);
     // Without a valid traceparent a message starts a trace of its own.
