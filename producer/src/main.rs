@@ -7,6 +7,9 @@ use std::process::ExitCode;
 
 use bertstream_producer::cli::Args;
 use clap::Parser;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::Layer;
 
 fn main() -> ExitCode {
     let args = Args::parse();
@@ -15,11 +18,16 @@ fn main() -> ExitCode {
     // (a broker refusing connections, failed authentication) are worth seeing.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,librdkafka=error,rdkafka=error"));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::stderr().is_terminal())
-        .init();
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(std::io::stderr().is_terminal());
+    // Each record's span goes over OTLP too when an endpoint is set (`schemas::otlp`).
+    let (spans, otlp) = match schemas::otlp::layer("bertstream-produce") {
+        Ok(otlp) => otlp.unzip(),
+        Err(e) => {
+            eprintln!("bertstream-produce: error: OTLP exporter: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    tracing_subscriber::registry().with(spans).with(logs.with_filter(filter)).init();
 
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -28,7 +36,12 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(bertstream_producer::run(args)) {
+    let outcome = runtime.block_on(bertstream_producer::run(args));
+    drop(runtime);
+    if let Some(otlp) = otlp {
+        otlp.shutdown();
+    }
+    match outcome {
         Ok(summary) => ExitCode::from(summary.exit_code()),
         Err(e) => {
             eprintln!("bertstream-produce: error: {e}");

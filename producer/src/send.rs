@@ -10,8 +10,9 @@ use futures::stream::{FuturesUnordered, StreamExt};
 use futures::FutureExt;
 use governor::DefaultDirectRateLimiter;
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use rdkafka::message::Message;
+use rdkafka::message::{Header, Message, OwnedHeaders};
 use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use schemas::trace_context::{RecordTrace, SPANS};
 use tokio::sync::mpsc::Receiver;
 use tokio::sync::Notify;
 
@@ -90,7 +91,8 @@ impl Sender<'_> {
     }
 
     /// Hands one message to librdkafka, waiting for room when its queue or
-    /// our in-flight window is full.
+    /// our in-flight window is full. Each message starts a trace: its
+    /// `traceparent` header names its span, which ends with its delivery report.
     async fn enqueue(
         &self,
         id: &str,
@@ -99,12 +101,26 @@ impl Sender<'_> {
         tally: &mut Tally,
         progress: &Progress,
     ) {
+        let span = tracing::trace_span!(
+            target: SPANS,
+            "publish_review",
+            otel.kind = "producer",
+            messaging.system = "kafka",
+            messaging.destination.name = self.topic,
+            review.id = id,
+            otel.status_code = tracing::field::Empty,
+        );
+        let trace = RecordTrace::started(span);
+        let headers = trace.headers().iter().fold(OwnedHeaders::new(), |headers, (name, value)| {
+            headers.insert(Header { key: name, value: Some(value.as_str()) })
+        });
         loop {
-            let message = FutureRecord::to(self.topic).key(id).payload(payload);
+            let message = FutureRecord::to(self.topic).key(id).payload(payload).headers(headers.clone());
             match self.producer.send_result(message) {
                 Ok(delivery) => {
                     let size = payload.len() as u64;
-                    in_flight.push(async move { to_report(delivery.await, size) }.boxed());
+                    let span = trace.span;
+                    in_flight.push(async move { to_report(delivery.await, size, span) }.boxed());
                     break;
                 }
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => match in_flight.next().await {
@@ -126,10 +142,12 @@ impl Sender<'_> {
     }
 }
 
-fn to_report(result: <DeliveryFuture as std::future::Future>::Output, size: u64) -> Report {
+/// The report of a delivery; its span ends here.
+fn to_report(result: <DeliveryFuture as std::future::Future>::Output, size: u64, span: tracing::Span) -> Report {
     match result {
         Ok(Ok(_)) => Ok(size),
         Ok(Err((error, message))) => {
+            span.record("otel.status_code", "error");
             let id = message.key().map(|k| String::from_utf8_lossy(k).into_owned()).unwrap_or_default();
             Err((id, error.to_string()))
         }

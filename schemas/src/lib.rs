@@ -8,6 +8,9 @@
 //! worker can send it to the DLQ instead of panicking.
 
 pub mod kafka_options;
+#[cfg(feature = "otlp")]
+pub mod otlp;
+pub mod trace_context;
 
 use std::collections::BTreeMap;
 

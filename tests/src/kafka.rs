@@ -9,7 +9,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -78,10 +78,19 @@ pub type KeyValue = (Option<Vec<u8>>, Option<Vec<u8>>);
 
 /// Publishes `(key, value)` records and waits for every delivery.
 pub async fn publish(topic: &str, records: &[KeyValue]) {
+    let records: Vec<(KeyValue, Vec<(&str, &str)>)> = records.iter().map(|r| (r.clone(), Vec::new())).collect();
+    publish_with_headers(topic, &records).await
+}
+
+/// Publishes records with headers (name, value) and waits for every delivery.
+pub async fn publish_with_headers(topic: &str, records: &[(KeyValue, Vec<(&str, &str)>)]) {
     let producer = producer();
     for chunk in records.chunks(1000) {
-        let deliveries = chunk.iter().map(|(key, value)| {
-            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic);
+        let deliveries = chunk.iter().map(|((key, value), headers)| {
+            let headers = headers.iter().fold(OwnedHeaders::new(), |all, (name, value)| {
+                all.insert(Header { key: name, value: Some(value.as_bytes()) })
+            });
+            let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic).headers(headers);
             if let Some(k) = key {
                 record = record.key(k.as_slice());
             }

@@ -4,12 +4,14 @@
 //!
 //! One module per concern, each depending only on those above it:
 //! [`common`] (names, paths, polling), [`kafka`] and [`db`], [`process`]
-//! (the worker child), [`ledger`] (the audit every fault test ends with).
+//! (the worker child), [`ledger`] (the audit every fault test ends with),
+//! [`otlp`] (a receiver of the spans the binaries export).
 
 pub mod common;
 pub mod db;
 pub mod kafka;
 pub mod ledger;
+pub mod otlp;
 pub mod process;
 
 pub use common::{
@@ -21,8 +23,9 @@ pub use db::{
     stored_models, stored_rows, PredictionRow, StoredRow,
 };
 pub use kafka::{
-    all_committed, brokers, committed_offsets, create_topics, end_offsets, producer, publish, read_all, review,
-    reviews, sample_text, set_topic_config, wait_all_committed, KeyValue, Record, Topics,
+    all_committed, brokers, committed_offsets, create_topics, end_offsets, producer, publish, publish_with_headers,
+    read_all, review, reviews, sample_text, set_topic_config, wait_all_committed, KeyValue, Record, Topics,
 };
 pub use ledger::{assert_all_committed, audit, stop_and_audit, Ledger};
-pub use process::{backfill, free_port, services, start_backfill, worker_binary, Worker};
+pub use otlp::{parse_traceparent, OtlpReceiver, ReceivedSpan};
+pub use process::{backfill, free_port, producer_binary, services, start_backfill, worker_binary, Worker};

@@ -10,14 +10,19 @@ use crate::kafka::{brokers, Topics};
 
 /// The worker binary, built by `cargo test --workspace` next to the test binaries.
 pub fn worker_binary() -> PathBuf {
+    binary("bertstream-worker", "bertstream-worker")
+}
+
+/// The producer binary, built likewise.
+pub fn producer_binary() -> PathBuf {
+    binary("bertstream-produce", "bertstream-producer")
+}
+
+fn binary(name: &str, package: &str) -> PathBuf {
     let exe = std::env::current_exe().expect("test binary path");
     let dir = exe.parent().and_then(Path::parent).expect("target profile dir");
-    let bin = dir.join("bertstream-worker");
-    assert!(
-        bin.is_file(),
-        "{} not built: run `cargo build -p bertstream-worker` (scripts/test.sh does)",
-        bin.display()
-    );
+    let bin = dir.join(name);
+    assert!(bin.is_file(), "{} not built: run `cargo build -p {package}` (scripts/test.sh does)", bin.display());
     bin
 }
 

@@ -1,14 +1,16 @@
 //! The dead-letter topic: a malformed message goes there as it was (key,
-//! value, timestamp), with headers saying why and where it came from.
+//! value, timestamp), with headers saying why and where it came from, and
+//! the trace context of the message.
 
 use std::sync::Arc;
 use std::time::Duration;
 
 use rdkafka::message::{Header, Message, OwnedHeaders, OwnedMessage};
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::trace_context::{RecordTrace, SPANS};
 use schemas::{dlq_headers as h, Poison};
 
-use crate::kafka::is_permanent;
+use crate::kafka::{self, is_permanent};
 use crate::metrics::Metrics;
 use crate::retry::{Backoff, Fatal, Permanent};
 
@@ -25,7 +27,9 @@ impl DeadLetters {
     /// A refusal no retry mends (the record is over the topic's limit, the
     /// worker may not write the topic) is reported to [`Fatal`] and returned:
     /// the message's offset must then not be stored.
-    pub async fn send(&self, message: &OwnedMessage, reason: &Poison) -> Result<(), Permanent> {
+    pub async fn send(&self, message: &OwnedMessage, reason: &Poison, trace: &RecordTrace) -> Result<(), Permanent> {
+        trace.span.record("otel.status_code", "error");
+        let _span = tracing::trace_span!(target: SPANS, parent: &trace.span, "dead_letter", error.kind = reason.kind());
         let partition = message.partition().to_string();
         let offset = message.offset().to_string();
         let text = reason.to_string();
@@ -35,6 +39,7 @@ impl DeadLetters {
             .insert(Header { key: h::SOURCE_TOPIC, value: Some(message.topic()) })
             .insert(Header { key: h::SOURCE_PARTITION, value: Some(partition.as_str()) })
             .insert(Header { key: h::SOURCE_OFFSET, value: Some(offset.as_str()) });
+        let headers = kafka::with_trace(headers, trace);
         let mut backoff = Backoff::new();
         loop {
             let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(&self.topic).headers(headers.clone());

@@ -18,6 +18,7 @@ use std::time::Duration;
 use anyhow::Context;
 use chrono::{SubsecRound, Utc};
 use model::{EncodedBatch, Prediction};
+use schemas::trace_context::SPANS;
 use schemas::Poison;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
@@ -42,7 +43,9 @@ impl Inference {
             let (jobs, mut unscorable) = encode_for(&model, jobs);
             let started = Instant::now();
             metrics.batch_size.observe(jobs.len() as f64);
+            let spans = model_spans(&jobs, &model);
             let (scored_jobs, failed) = score(&model, jobs, metrics).await?;
+            drop(spans);
             let model_time = started.elapsed();
             self.slots.release(slot);
             metrics.model_seconds.observe(model_time.as_secs_f64());
@@ -146,6 +149,21 @@ impl Inference {
         }
         Some(shadow)
     }
+}
+
+/// A `model_forward` span for each stream message of the batch, as a child of
+/// its own span: a batch serves many traces, and this way each trace shows
+/// the batch's model time where it belongs (no cross-trace links to follow).
+fn model_spans(jobs: &[Job], model: &LoadedModel) -> Vec<tracing::Span> {
+    let stream = jobs.iter().filter_map(|job| match &job.origin {
+        Origin::Stream(meta) => Some(&meta.trace.span),
+        Origin::Http(_) => None,
+    });
+    stream
+        .map(|parent| {
+            tracing::trace_span!(target: SPANS, parent: parent, "model_forward", batch.size = jobs.len(), model = %model.id())
+        })
+        .collect()
 }
 
 /// Keeps the batch's jobs the model can read: each job tokenized by another

@@ -1,6 +1,7 @@
 //! Every Kafka setting of the worker, in one place: the consumer and producer
 //! with the settings RELIABILITY.md asks for, `KAFKA_OPT_*` applied the
-//! project's one way ([`KafkaOptions`]), and topic creation.
+//! project's one way ([`KafkaOptions`]), topic creation, and the trace
+//! context headers of records.
 
 use std::time::Duration;
 
@@ -8,8 +9,10 @@ use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::ClientConfig;
 use rdkafka::error::KafkaError;
+use rdkafka::message::{Header, Headers, Message, OwnedHeaders};
 use rdkafka::producer::FutureProducer;
 use rdkafka::types::RDKafkaErrorCode;
+use schemas::trace_context::RecordTrace;
 use schemas::KafkaOptions;
 
 use crate::config::KafkaArgs;
@@ -137,4 +140,17 @@ pub async fn ensure_topics(args: &KafkaArgs, topics: &[&str], config: &[(&str, &
         }
     }
     Ok(())
+}
+
+/// A record's headers, name and value (those without a value left out).
+pub fn headers<M: Message>(message: &M) -> impl Iterator<Item = (&str, &[u8])> {
+    message.headers().into_iter().flat_map(|h| h.iter()).filter_map(|h| Some((h.key, h.value?)))
+}
+
+/// `headers` and the trace context of a record published on `trace`'s behalf.
+pub fn with_trace(headers: OwnedHeaders, trace: &RecordTrace) -> OwnedHeaders {
+    trace
+        .headers()
+        .iter()
+        .fold(headers, |headers, (name, value)| headers.insert(Header { key: name, value: Some(value.as_str()) }))
 }

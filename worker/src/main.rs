@@ -1,5 +1,8 @@
 use clap::{Parser, Subcommand};
-use tracing_subscriber::EnvFilter;
+use schemas::otlp::Otlp;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+use tracing_subscriber::{EnvFilter, Layer};
 
 use bertstream_worker::backfill::{self, UsageError};
 use bertstream_worker::config::{BackfillArgs, RunArgs, Secret};
@@ -37,21 +40,33 @@ enum Command {
     },
 }
 
-fn init_logging(format: &str) {
+/// Logs to stderr; spans over OTLP as well when an endpoint is set
+/// (`schemas::otlp`), which [`main`] shuts down at exit.
+fn init_logging(format: &str) -> anyhow::Result<Option<Otlp>> {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info,rdkafka=warn,sqlx=warn"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
-    if format == "json" {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
+    let (spans, otlp) = schemas::otlp::layer("bertstream-worker")?.unzip();
+    let logs = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    let logs = if format == "json" { logs.json().boxed() } else { logs.boxed() };
+    tracing_subscriber::registry().with(spans).with(logs.with_filter(filter)).init();
+    Ok(otlp)
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+// Not `#[tokio::main]`: the OTLP exporter is built before the runtime and
+// flushed after it, once every span has ended.
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    init_logging(&cli.log_format);
-    match cli.command {
+    let otlp = init_logging(&cli.log_format)?;
+    let runtime = tokio::runtime::Runtime::new()?;
+    let result = runtime.block_on(run(cli.command));
+    drop(runtime);
+    if let Some(otlp) = otlp {
+        otlp.shutdown();
+    }
+    result
+}
+
+async fn run(command: Command) -> anyhow::Result<()> {
+    match command {
         Command::Run(args) => pipeline::run(*args).await,
         Command::Backfill(args) => match backfill::run(*args).await {
             Ok(summary) => {

@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 use chrono::Utc;
 use futures::StreamExt;
 use model::Prediction;
+use rdkafka::message::OwnedHeaders;
 use rdkafka::producer::{FutureProducer, FutureRecord};
+use schemas::trace_context::{RecordTrace, SPANS};
 use schemas::{ClassificationV1, Poison, SourcePosition};
 use sqlx::PgPool;
 use tokio::sync::{mpsc, Notify};
@@ -29,7 +31,7 @@ use crate::db::predictions::{PredictionRow, Role};
 use crate::db::results::{SameMessage, Upserted};
 use crate::db::{self, ResultRow};
 use crate::dlq::DeadLetters;
-use crate::kafka::is_permanent;
+use crate::kafka::{self, is_permanent};
 use crate::metrics::Metrics;
 use crate::offsets::{store, OffsetTracker, WorkerConsumer};
 use crate::retry::{Backoff, Permanent};
@@ -65,8 +67,16 @@ impl Sinks {
     /// offsets stay unstored: its messages are read again by the next owner.
     async fn write(&self, batch: Scored) {
         let _progress = self.progress.start();
+        // Each message's trace gets the batch's write as a child span (as in `inference`).
+        let _spans: Vec<tracing::Span> = batch
+            .jobs
+            .iter()
+            .map(|job| {
+                tracing::trace_span!(target: SPANS, parent: &job.meta.trace.span, "sink_write", batch.size = batch.jobs.len())
+            })
+            .collect();
         for (meta, reason) in &batch.unscorable {
-            if self.dead_letters.send(&meta.original, reason).await.is_err() {
+            if self.dead_letters.send(&meta.original, reason, &meta.trace).await.is_err() {
                 return;
             }
             store(&self.consumer, &self.tracker, &meta.ticket);
@@ -78,7 +88,7 @@ impl Sinks {
         let Ok(to_publish) = durable else { return };
 
         let now = Utc::now();
-        for row in &to_publish {
+        for (row, _) in &to_publish {
             if let Some(published) = row.published_at {
                 self.metrics.end_to_end_seconds.observe((now - published).num_milliseconds().max(0) as f64 / 1000.0);
             }
@@ -90,7 +100,7 @@ impl Sinks {
     }
 
     /// Postgres, then the topics; returns the rows published.
-    async fn make_durable(&self, batch: &Scored) -> Result<Vec<ResultRow>, Permanent> {
+    async fn make_durable<'a>(&self, batch: &'a Scored) -> Result<Vec<(ResultRow, &'a RecordTrace)>, Permanent> {
         let start = std::time::Instant::now();
         // The shadow's rows in the meantime: they add no round trip to the batch's.
         let (to_publish, ()) = tokio::join!(self.store_newest(batch), self.store_shadow(batch));
@@ -105,8 +115,8 @@ impl Sinks {
     /// Stores each id's newest message of the batch; an older one only if
     /// Postgres refuses every newer one (which goes to the DLQ), so each
     /// message is stored, superseded by a stored newer one, or dead-lettered.
-    /// Returns the rows to publish.
-    async fn store_newest(&self, batch: &Scored) -> Result<Vec<ResultRow>, Permanent> {
+    /// Returns the rows to publish, each with its message's trace.
+    async fn store_newest<'a>(&self, batch: &'a Scored) -> Result<Vec<(ResultRow, &'a RecordTrace)>, Permanent> {
         let mut candidates: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, job) in batch.jobs.iter().enumerate() {
             candidates.entry(job.id.as_str()).or_default().push(i);
@@ -128,10 +138,10 @@ impl Sinks {
                 let job = &batch.jobs[i];
                 match outcome {
                     Err(reason) => {
-                        self.dead_letters.send(&job.meta.original, &Poison::Rejected(reason)).await?;
+                        self.dead_letters.send(&job.meta.original, &Poison::Rejected(reason), &job.meta.trace).await?;
                         continue; // the id's next older message gets its turn
                     }
-                    Ok(Upserted::Stored | Upserted::Again) => to_publish.push(row),
+                    Ok(Upserted::Stored | Upserted::Again) => to_publish.push((row, &job.meta.trace)),
                     Ok(Upserted::Superseded) => {}
                 }
                 candidates.remove(job.id.as_str()); // its older messages are superseded
@@ -236,20 +246,22 @@ impl Sinks {
 
     /// Publishes one `ClassificationV1` per row to the output topic (and to
     /// the review queue when its score is under the threshold) and waits for
-    /// every delivery report.
-    async fn publish(&self, rows: &[ResultRow]) -> Result<(), Permanent> {
-        let mut pending: Vec<(&str, String, Vec<u8>)> = Vec::with_capacity(rows.len());
-        for row in rows {
+    /// every delivery report. Each record carries its message's trace context.
+    async fn publish(&self, rows: &[(ResultRow, &RecordTrace)]) -> Result<(), Permanent> {
+        let mut pending: Vec<(&str, String, Vec<u8>, OwnedHeaders)> = Vec::with_capacity(rows.len());
+        for (row, trace) in rows {
             let message = self.message(row);
+            let headers = kafka::with_trace(OwnedHeaders::new(), trace);
             if let Some(review) = self.review.as_ref().filter(|q| row.score < q.below) {
-                pending.push((review.topic.as_str(), row.review_id.clone(), message.clone()));
+                pending.push((review.topic.as_str(), row.review_id.clone(), message.clone(), headers.clone()));
             }
-            pending.push((self.output_topic.as_str(), row.review_id.clone(), message));
+            pending.push((self.output_topic.as_str(), row.review_id.clone(), message, headers));
         }
         let mut backoff = Backoff::new();
         while !pending.is_empty() {
-            let deliveries = pending.iter().map(|(topic, key, payload)| {
-                let record = FutureRecord::to(topic).key(key.as_str()).payload(payload.as_slice());
+            let deliveries = pending.iter().map(|(topic, key, payload, headers)| {
+                let record =
+                    FutureRecord::to(topic).key(key.as_str()).payload(payload.as_slice()).headers(headers.clone());
                 self.producer.send(record, Duration::from_secs(5))
             });
             let results = futures::future::join_all(deliveries).await;

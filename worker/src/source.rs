@@ -20,6 +20,7 @@ use std::time::Duration;
 use chrono::{TimeZone, Utc};
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
+use schemas::trace_context::{RecordTrace, SPANS};
 use schemas::{parse_review, ParseLimits, Poison};
 use tokio::sync::{mpsc, watch};
 
@@ -81,6 +82,7 @@ enum Received {
         message: OwnedMessage,
         reason: Poison,
         held: HeldBytes,
+        trace: RecordTrace,
     },
 }
 
@@ -158,11 +160,24 @@ impl Source {
         }
     }
 
-    /// Parses and tokenizes one message.
+    /// Parses and tokenizes one message; its span continues the trace of its
+    /// `traceparent` header, or starts one (a malformed header is ignored).
     fn receive(&self, message: &BorrowedMessage<'_>) -> Option<Received> {
         self.metrics.messages_in.inc();
         let partition = Partition { topic: message.topic().to_string(), partition: message.partition() };
         let ticket = self.tracker.ticket(partition, message.offset())?;
+        let span = tracing::trace_span!(
+            target: SPANS,
+            "process_review",
+            otel.kind = "consumer",
+            messaging.system = "kafka",
+            messaging.destination.name = message.topic(),
+            messaging.destination.partition.id = message.partition(),
+            messaging.kafka.offset = message.offset(),
+            review.id = tracing::field::Empty,
+            otel.status_code = tracing::field::Empty,
+        );
+        let trace = RecordTrace::continued(span, kafka::headers(message));
         let fallback = || format!("{}:{}:{}", message.topic(), message.partition(), message.offset());
         let encoder = self.models.primary().handle.encoder().clone();
         let review =
@@ -180,6 +195,7 @@ impl Source {
         let held = self.budget.take(bytes);
         match review {
             Ok((review, tokens)) => {
+                trace.span.record("review.id", review.id.as_str());
                 let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
                 let meta = StreamMeta {
                     ticket: ticket.clone(),
@@ -188,6 +204,7 @@ impl Source {
                     published_at,
                     received_at: Utc::now(),
                     held,
+                    trace,
                 };
                 let job = Job {
                     id: review.id,
@@ -199,7 +216,7 @@ impl Source {
                 };
                 Some(Received::Valid { ticket, job })
             }
-            Err(reason) => Some(Received::Poison { ticket, message: message.detach(), reason, held }),
+            Err(reason) => Some(Received::Poison { ticket, message: message.detach(), reason, held, trace }),
         }
     }
 
@@ -220,13 +237,13 @@ impl Source {
                         return; // the pipeline is shutting down
                     }
                 }
-                Received::Poison { ticket, message, reason, held } => {
+                Received::Poison { ticket, message, reason, held, trace } => {
                     let dead_letters = self.dead_letters.clone();
                     let tracker = self.tracker.clone();
                     let consumer = self.consumer.clone();
                     self.stages.spawn(async move {
                         // A permanent refusal stops the worker; this offset stays unstored.
-                        if dead_letters.send(&message, &reason).await.is_ok() {
+                        if dead_letters.send(&message, &reason, &trace).await.is_ok() {
                             store(&consumer, &tracker, &ticket);
                         }
                         drop(held); // dead-letter work stays inside the budget until it is done

@@ -9,6 +9,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 use model::Prediction;
+use schemas::trace_context::RecordTrace;
 use tokio::sync::{oneshot, Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::time::Instant;
 
@@ -36,7 +37,8 @@ pub struct Answer {
 
 /// Where a job came from, and so where its result goes.
 pub enum Origin {
-    /// From the input topic: the result goes to the sinks, then the offset is stored.
+    /// From the input topic: the result goes to the sinks, then the offset is
+    /// stored. Boxed: jobs move through channels and batches, and an HTTP one carries little.
     Stream(Box<StreamMeta>),
     /// From an HTTP request: the result goes back to the caller.
     Http(oneshot::Sender<Answer>),
@@ -51,6 +53,9 @@ pub struct StreamMeta {
     pub received_at: DateTime<Utc>,
     /// The message's share of `QUEUE_MAX_BYTES`, given back when its work is over.
     pub held: HeldBytes,
+    /// Its `process_review` span, which ends when the message is done, and
+    /// the trace context its output and DLQ records carry.
+    pub trace: RecordTrace,
 }
 
 /// Jobs for one model input (inference pads them with the model's encoder).

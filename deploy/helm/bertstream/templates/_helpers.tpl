@@ -154,6 +154,10 @@ app.kubernetes.io/managed-by: {{ .Release.Service }}
   value: {{ $v.logLevel | quote }}
 - name: LOG_FORMAT
   value: {{ $v.logFormat | quote }}
+{{- with $v.tracing.otlpEndpoint }}
+- name: OTEL_EXPORTER_OTLP_ENDPOINT
+  value: {{ . | quote }}
+{{- end }}
 {{- with $v.extraEnv }}
 {{ toYaml . }}
 {{- end }}
