@@ -65,7 +65,7 @@ impl ClassifierHandle {
                     if job.reply.is_closed() {
                         continue; // the caller has gone: skip the work
                     }
-                    let result = job.span.in_scope(|| classifier.predict_batch(&job.batch));
+                    let result = job.span.in_scope(|| predict_catching_panics(&classifier, &job.batch));
                     let _ = job.reply.send(result);
                 }
             })
@@ -98,5 +98,38 @@ impl ClassifierHandle {
         let (reply, receiver) = oneshot::channel();
         self.jobs.send(Job { batch, reply, span }).map_err(|_| ModelError::ThreadGone)?;
         Ok(receiver)
+    }
+}
+
+/// `predict_batch`, with a libtorch error as an error: tch panics on one
+/// (an id past the embedding table, CUDA out of memory), and a panic would
+/// end this thread and every later batch with it, where the caller can
+/// instead split the batch to find the record at fault.
+fn predict_catching_panics(classifier: &Classifier, batch: &EncodedBatch) -> Result<Vec<Prediction>> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| classifier.predict_batch(batch))).unwrap_or_else(|panic| {
+        let message = panic
+            .downcast_ref::<String>()
+            .map(String::as_str)
+            .or_else(|| panic.downcast_ref::<&str>().copied())
+            .unwrap_or("a panic without a message");
+        Err(ModelError::Torch(message.to_string()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_libtorch_error_on_a_batch_is_an_error_and_the_model_goes_on() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/tiny-bert");
+        let options = LoadOptions { device: crate::DeviceSpec::Cpu, ..LoadOptions::default() };
+        let handle = ClassifierHandle::spawn(dir, options, Some(1)).expect("tiny model");
+        let encoder = handle.encoder().clone();
+        let past_the_table = encoder.vocab_size() as i64 + 1000;
+        let failed = handle.predict_blocking(encoder.batch(&[vec![101, past_the_table, 102]]));
+        assert!(matches!(failed, Err(ModelError::Torch(_))), "{failed:?}");
+        let fine = handle.predict_blocking(encoder.batch(&[vec![101, 102]])).expect("the model thread still serves");
+        assert_eq!(fine.len(), 1);
     }
 }
