@@ -222,6 +222,27 @@ pub struct BackfillArgs {
     pub database_url: Secret,
 }
 
+/// `bertstream-worker bench`: the in-process path on a file of texts.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The texts, one a line.
+    #[arg(long)]
+    pub texts: PathBuf,
+    /// Reviews to time, cycling through the texts (default: each text once).
+    #[arg(long)]
+    pub reviews: Option<usize>,
+    /// Reviews run before timing (CUDA picks its kernels on the first batches of each shape).
+    #[arg(long, default_value_t = 1024)]
+    pub warmup: usize,
+    /// Texts sent one at a time, each waited for, for the latency of one text.
+    #[arg(long, default_value_t = 200)]
+    pub latency_samples: usize,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
+}
+
 impl RunArgs {
     pub fn startup_timeout(&self) -> Option<Duration> {
         (self.startup_timeout_secs > 0).then(|| Duration::from_secs(self.startup_timeout_secs))

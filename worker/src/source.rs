@@ -17,6 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use model::TextEncoder;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use schemas::{parse_review, ParseLimits, Poison};
@@ -58,6 +59,37 @@ pub fn run_on_own_thread(source: Source, stop: watch::Receiver<bool>) -> tokio::
     tokio::spawn(async move {
         thread.map_err(|e| anyhow::anyhow!("starting the source thread: {e}"))?;
         ended.await.unwrap_or_else(|_| Err(anyhow::anyhow!("the source thread panicked")))
+    })
+}
+
+/// Parses and tokenizes one message read under `ticket` into a stream job;
+/// a message that cannot be one comes back with the reason (for the DLQ).
+pub fn job_from(
+    message: OwnedMessage,
+    ticket: Ticket,
+    encoder: &TextEncoder,
+    limits: ParseLimits,
+) -> Result<Job, (OwnedMessage, Poison)> {
+    let fallback = || format!("{}:{}:{}", message.topic(), message.partition(), message.offset());
+    let parsed = parse_review(message.key(), message.payload(), fallback, limits).and_then(|review| {
+        match encoder.encode(&review.text) {
+            Ok(tokens) => Ok((review, tokens)),
+            Err(e) => Err(Poison::WrongType(format!("text could not be tokenized: {e}"))),
+        }
+    });
+    let (review, tokens) = match parsed {
+        Ok(parsed) => parsed,
+        Err(reason) => return Err((message, reason)),
+    };
+    let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+    let meta = StreamMeta { ticket, original: message, fields: review.extra, published_at, received_at: Utc::now() };
+    Ok(Job {
+        id: review.id,
+        text: review.text,
+        tokens,
+        encoder: encoder.fingerprint(),
+        enqueued: tokio::time::Instant::now(),
+        origin: Origin::Stream(meta),
     })
 }
 
@@ -148,37 +180,11 @@ impl Source {
         self.metrics.messages_in.inc();
         let partition = Partition { topic: message.topic().to_string(), partition: message.partition() };
         let ticket = self.tracker.ticket(partition, message.offset())?;
-        let fallback = || format!("{}:{}:{}", message.topic(), message.partition(), message.offset());
         let encoder = self.models.primary().handle.encoder().clone();
-        let review =
-            parse_review(message.key(), message.payload(), fallback, self.parse_limits).and_then(
-                |review| match encoder.encode(&review.text) {
-                    Ok(tokens) => Ok((review, tokens)),
-                    Err(e) => Err(Poison::WrongType(format!("text could not be tokenized: {e}"))),
-                },
-            );
-        match review {
-            Ok((review, tokens)) => {
-                let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
-                let meta = StreamMeta {
-                    ticket: ticket.clone(),
-                    original: message.detach(),
-                    fields: review.extra,
-                    published_at,
-                    received_at: Utc::now(),
-                };
-                let job = Job {
-                    id: review.id,
-                    text: review.text,
-                    tokens,
-                    encoder: encoder.fingerprint(),
-                    enqueued: tokio::time::Instant::now(),
-                    origin: Origin::Stream(meta),
-                };
-                Some(Received::Valid { ticket, job })
-            }
-            Err(reason) => Some(Received::Poison { ticket, message: message.detach(), reason }),
-        }
+        Some(match job_from(message.detach(), ticket.clone(), &encoder, self.parse_limits) {
+            Ok(job) => Received::Valid { ticket, job },
+            Err((message, reason)) => Received::Poison { ticket, message, reason },
+        })
     }
 
     /// Moves messages from the backlog on, in order: valid ones to the
