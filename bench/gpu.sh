@@ -16,7 +16,9 @@
 #   texts' token lengths (bench/model/run.sh --plan): sequences/s, p50 per
 #   batch, padding, and the attention kernel libtorch picks;
 # each in fp16, bf16 and fp32, on a BERT-base-shaped model (random weights,
-# the real bert-base-chinese vocabulary, max length MAX_LEN).
+# the real bert-base-chinese vocabulary, max length MAX_LEN); then, in fp16,
+# what an attention mask costs bertstream and what inference_mode buys
+# PyTorch over no_grad.
 #
 # Two steps, because the GPU machine has no network, no Rust and no Java:
 #
@@ -203,11 +205,11 @@ run() {
     local model="$work/model-base" batches
     batches="$(echo ${BATCHES:-1 2 4 8 16 32 64 128 256} | tr ' ' ,)"
     # shellcheck disable=SC2086
-    step model 180 "$python" "$ROOT/bench/model/torch_forward.py" --save "$model" --vocab-file "$STAGE/vocab.txt" \
+    # And the plan: batches of the texts' token lengths for the forward bench (one process: one torch import).
+    step model 240 "$python" "$ROOT/bench/model/torch_forward.py" --save "$model" --vocab-file "$STAGE/vocab.txt" \
         --max-len "${MAX_LEN:-128}" ${MODEL_SHAPE:---layers 12 --hidden 768 --heads 12 --intermediate 3072} \
-        && step plan 120 "$python" "$ROOT/bench/model/torch_forward.py" --make-plan "$work/plan.txt" \
-            --model "$model" --texts "$STAGE/texts.txt" --batches "$batches" \
-            --plan-seqs "${PLAN_SEQS:-512}" --iters "${ITERS:-10}"
+        --make-plan "$work/plan.txt" --texts "$STAGE/texts.txt" --batches "$batches" \
+        --plan-seqs "${PLAN_SEQS:-512}" --iters "${ITERS:-10}"
 
     local dtype
     for dtype in ${DTYPES:-fp16 bf16 fp32}; do
@@ -230,6 +232,20 @@ run() {
             --threads "$(nproc)" --warmup "${WARMUP:-3}" --iters "${ITERS:-10}" --rounds "${ROUNDS:-1}" \
             --out "$out/forward-$dtype"
     done
+
+    # What a mask costs bertstream (fixed shapes, none against an all-ones one), and what
+    # inference_mode buys PyTorch over no_grad (bertstream runs under no_grad: tch 0.24
+    # has no inference-mode guard). fp16 on CUDA; fp32 on a CPU dry run.
+    local d16=fp16 shapes="1x64,32x64,256x64"
+    [[ $device == cpu ]] && d16=fp32 shapes="1x16,8x16"
+    if [[ -f "$model/model.safetensors" ]]; then
+        step "mask-$d16" 120 sh -c 'for mask in "" --mask; do "$@" $mask || exit; done' _ "$bin/forward_bench" \
+            --model "$model" --device "$device" --dtype "$d16" --shapes "$shapes" --warmup "${WARMUP:-3}" \
+            --iters "${ITERS:-10}"
+        [[ -f "$work/plan.txt" ]] && step "nograd-$d16" 150 "$python" "$ROOT/bench/model/torch_forward.py" \
+            --model "$model" --plan "$work/plan.txt" --device "$device" --dtype "$d16" --grad-mode no_grad \
+            --threads "$(nproc)" --warmup "${WARMUP:-3}" --iters "${ITERS:-10}"
+    fi
 
     "$python" "$ROOT/bench/gpu/report.py" "$out" --stage "$STAGE" \
         --settings "MAX_LEN=${MAX_LEN:-128} REVIEWS=${REVIEWS:-50000} BENCH_BATCH=${BENCH_BATCH:-256} BENCH_TOKENS=${BENCH_TOKENS:-32768} MODEL_SHAPE=${MODEL_SHAPE:-BERT-base}" \

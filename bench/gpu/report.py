@@ -76,7 +76,7 @@ def main():
               "passed": int(m.group(2)) if m else None, "failed": int(m.group(3)) if m else None}
 
     agreement = json_lines(path("agreement.out"))
-    plan = last_json(path("plan.out"))
+    plan = last_json(path("model.out"))
     dtypes = sorted({k.split("-", 1)[1] for k in status if k.split("-", 1)[0] in ("inprocess", "plain", "forward")},
                     key=lambda d: ["fp16", "bf16", "fp32"].index(d) if d in ("fp16", "bf16", "fp32") else 9)
     inprocess, forward = {}, {}
@@ -86,6 +86,13 @@ def main():
                         "ratio": ours["reviews_per_s"] / theirs["reviews_per_s"] if ours and theirs else None}
         summary = read(path(f"forward-{d}", "summary.json"))
         forward[d] = json.loads(summary) if summary else None
+
+    # The mask's cost (bertstream, fixed shapes) and no_grad against inference_mode (PyTorch, the plan).
+    extras = {}
+    for part in status:
+        kind, _, d = part.partition("-")
+        if kind in ("mask", "nograd"):
+            extras[kind] = {"dtype": d, "rows": json_lines(path(f"{part}.out"))}
 
     e2e = [r for r in json_lines(os.path.join(args.stage, "e2e-cpu.jsonl")) if r.get("system") == "bertstream"]
     e2e_cpu = {"source": "bench/run.sh on CPU (Kafka and Postgres), staged by bench/gpu.sh build",
@@ -106,7 +113,8 @@ def main():
 
     results = {"machine": (read(path("machine.txt")) or "").splitlines(), "settings": args.settings,
                "status": status, "parity": parity, "agreement": agreement, "plan": plan,
-               "inprocess": inprocess, "forward": forward, "e2e_cpu": e2e_cpu, "goals": goals}
+               "inprocess": inprocess, "forward": forward, "mask": extras.get("mask"), "grad_mode": extras.get("nograd"),
+               "e2e_cpu": e2e_cpu, "goals": goals}
     with open(path("results.json"), "w", encoding="utf-8") as f:
         json.dump(results, f, indent=1)
 
@@ -162,6 +170,26 @@ def main():
                          f"{s.get('sdp_masked', '?')} / {s.get('sdp_unmasked', '?')}"])
     md.append(table(["dtype", "batch", "bertstream seq/s", "PyTorch seq/s", "ratio", "bertstream ms/batch (p50)",
                      "PyTorch ms/batch (p50)", "padding", "attention kernel (masked / unmasked)"], rows))
+
+    mask = extras.get("mask")
+    if mask:
+        md += ["", f"## What an attention mask costs bertstream ({mask['dtype']}, fixed shapes, all-ones mask against none)", ""]
+        plain = {(r["batch"], r["seq_len"]): r for r in mask["rows"] if not r.get("masked_batches")}
+        rows = [[f"{r['batch']}×{r['seq_len']}", plain.get((r["batch"], r["seq_len"]), {}).get("seq_per_s"),
+                 r["seq_per_s"], f"{r.get('sdp_masked')} / {r.get('sdp_unmasked')}"]
+                for r in mask["rows"] if r.get("masked_batches")]
+        md.append(table(["shape", "no mask seq/s", "mask seq/s", "attention kernel (masked / unmasked)"], rows))
+    nograd = extras.get("nograd")
+    if nograd:
+        d = nograd["dtype"]
+        md += ["", f"## PyTorch under no_grad against inference_mode ({d}, the plan's batches)", "",
+               "bertstream runs under no_grad (tch 0.24 has no inference-mode guard): this is what inference "
+               "mode is worth to PyTorch on the same batches.", ""]
+        inference = {s["batch"]: s for s in forward.get(d) or []}
+        md.append(table(["batch", "inference_mode seq/s", "no_grad seq/s", "inference_mode ms/batch", "no_grad ms/batch"], [
+            [r["batch"], inference.get(r["batch"], {}).get("peer_seq_per_s"), r["seq_per_s"],
+             (inference.get(r["batch"], {}).get("peer_median_s") or 0) * 1000 or None, 1000 * r["median_s"]]
+            for r in nograd["rows"]]))
 
     md += ["", "## Parts", ""]
     md.append(table(["part", "status", "note", "seconds"],

@@ -17,7 +17,7 @@ Two helpers for a run on real lengths (bench/gpu.sh uses them):
     # a random-weight model directory that both sides load (same weights)
     python bench/model/torch_forward.py --save DIR --vocab-file vocab.txt [shape flags]
     # batches of the texts' token lengths (one batch a line), grouped by
-    # length as the worker's batcher groups them
+    # length as the worker's batcher groups them (both at once: --save and --make-plan)
     python bench/model/torch_forward.py --make-plan PLAN --model DIR --texts texts.txt --batches 1,2,4
 """
 
@@ -233,10 +233,13 @@ def main():
         args.dtype = "fp16"
 
     torch.manual_seed(args.seed)
-    if args.save:
-        return save_model(args)
-    if args.make_plan:
-        return make_plan(args)
+    if args.save or args.make_plan:
+        if args.save:
+            save_model(args)
+            args.model = args.model or args.save
+        if args.make_plan:
+            make_plan(args)
+        return None
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)

@@ -84,12 +84,25 @@ fn the_gpu_run_script_runs_every_part_on_cpu() {
 
     let results: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("results.json")).expect("results.json")).expect("json");
-    for section in
-        ["machine", "settings", "status", "parity", "agreement", "plan", "inprocess", "forward", "e2e_cpu", "goals"]
-    {
+    for section in [
+        "machine",
+        "settings",
+        "status",
+        "parity",
+        "agreement",
+        "plan",
+        "inprocess",
+        "forward",
+        "mask",
+        "grad_mode",
+        "e2e_cpu",
+        "goals",
+    ] {
         assert!(results.get(section).is_some(), "results.json has no `{section}`");
     }
-    for part in ["cuda-check", "agreement", "model", "plan", "inprocess-fp32", "plain-fp32", "forward-fp32"] {
+    for part in
+        ["cuda-check", "agreement", "model", "inprocess-fp32", "plain-fp32", "forward-fp32", "mask-fp32", "nograd-fp32"]
+    {
         assert_eq!(results["status"][part]["status"], "ok", "{part}: {status_tsv}");
     }
     assert_eq!(results["status"]["inprocess-fp16"]["status"], "skipped", "{status_tsv}");

@@ -234,7 +234,7 @@ fn to_job(
     use rdkafka::Message as _;
     let partition = Partition { topic: TOPIC.into(), partition: 0 };
     let ticket = tracker.ticket(partition, message.offset()).context("partition not assigned")?;
-    job_from(message, ticket, encoder, limits).map_err(|(_, reason)| anyhow::anyhow!("not a review: {reason}"))
+    job_from(message, ticket, encoder, limits).map_err(|poison| anyhow::anyhow!("not a review: {}", poison.1))
 }
 
 /// The source's part: parse and tokenize each message, hand it on (waiting

@@ -63,13 +63,14 @@ pub fn run_on_own_thread(source: Source, stop: watch::Receiver<bool>) -> tokio::
 }
 
 /// Parses and tokenizes one message read under `ticket` into a stream job;
-/// a message that cannot be one comes back with the reason (for the DLQ).
+/// a message that cannot be one comes back with the reason (for the DLQ;
+/// boxed: it is rare, and large).
 pub fn job_from(
     message: OwnedMessage,
     ticket: Ticket,
     encoder: &TextEncoder,
     limits: ParseLimits,
-) -> Result<Job, (OwnedMessage, Poison)> {
+) -> Result<Job, Box<(OwnedMessage, Poison)>> {
     let fallback = || format!("{}:{}:{}", message.topic(), message.partition(), message.offset());
     let parsed = parse_review(message.key(), message.payload(), fallback, limits).and_then(|review| {
         match encoder.encode(&review.text) {
@@ -79,7 +80,7 @@ pub fn job_from(
     });
     let (review, tokens) = match parsed {
         Ok(parsed) => parsed,
-        Err(reason) => return Err((message, reason)),
+        Err(reason) => return Err(Box::new((message, reason))),
     };
     let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
     let meta = StreamMeta { ticket, original: message, fields: review.extra, published_at, received_at: Utc::now() };
@@ -183,7 +184,10 @@ impl Source {
         let encoder = self.models.primary().handle.encoder().clone();
         Some(match job_from(message.detach(), ticket.clone(), &encoder, self.parse_limits) {
             Ok(job) => Received::Valid { ticket, job },
-            Err((message, reason)) => Received::Poison { ticket, message, reason },
+            Err(poison) => {
+                let (message, reason) = *poison;
+                Received::Poison { ticket, message, reason }
+            }
         })
     }
 
