@@ -55,7 +55,7 @@
 # PYTHON [python3], DEVICE [cuda:0], DTYPES ["fp16 bf16 fp32"], BUDGET [450 s],
 # MODEL_SHAPE [BERT-base: "--layers 12 --hidden 768 --heads 12
 # --intermediate 3072"], MAX_LEN [128, bertstream-train's default],
-# REVIEWS [50000], BENCH_BATCH [256], BENCH_TOKENS [32768], BENCH_WARMUP
+# REVIEWS [50000], BENCH_BATCH [128], BENCH_TOKENS [16384], BENCH_WARMUP
 # [2048], LATENCY_SAMPLES [300], AGREE_TEXTS [4000], AGREE_MIN [0.995], BATCHES ["1 2 4 8 16 32
 # 64 128 256"], PLAN_SEQS [512], WARMUP [3], ITERS [10], ROUNDS [1].
 # For `build`: STAGE, CUDA_TARGET_DIR, TRAIN_BUDGET [120 s], E2E_RESULTS
@@ -221,11 +221,11 @@ run() {
         step "inprocess-$dtype" 120 env -u FP16 -u DTYPE "$bin/bertstream-worker" bench --model-dir "$model" \
             --texts "$STAGE/texts.txt" --device "$device" --dtype "$dtype" --reviews "${REVIEWS:-50000}" \
             --warmup "${BENCH_WARMUP:-2048}" --latency-samples "${LATENCY_SAMPLES:-300}" \
-            --max-batch-size "${BENCH_BATCH:-256}" --max-batch-tokens "${BENCH_TOKENS:-32768}"
+            --max-batch-size "${BENCH_BATCH:-128}" --max-batch-tokens "${BENCH_TOKENS:-16384}"
         step "plain-$dtype" 150 "$python" "$ROOT/bench/gpu/plain_loop.py" --model "$model" \
             --texts "$STAGE/texts.txt" --device "$device" --dtype "$dtype" --reviews "${REVIEWS:-50000}" \
             --warmup "${BENCH_WARMUP:-2048}" --latency-samples "${LATENCY_SAMPLES:-300}" \
-            --batch-size "${BENCH_BATCH:-256}"
+            --batch-size "${BENCH_BATCH:-128}"
         [[ -f "$work/plan.txt" ]] || { record "forward-$dtype" skipped "no plan"; continue; }
         step "forward-$dtype" 180 env BIN="$bin/forward_bench" PYTHON="$python" "$ROOT/bench/model/run.sh" \
             --no-build --device "$device" --dtype "$dtype" --model "$model" --plan "$work/plan.txt" \
@@ -248,7 +248,7 @@ run() {
     fi
 
     "$python" "$ROOT/bench/gpu/report.py" "$out" --stage "$STAGE" \
-        --settings "MAX_LEN=${MAX_LEN:-128} REVIEWS=${REVIEWS:-50000} BENCH_BATCH=${BENCH_BATCH:-256} BENCH_TOKENS=${BENCH_TOKENS:-32768} MODEL_SHAPE=${MODEL_SHAPE:-BERT-base}" \
+        --settings "MAX_LEN=${MAX_LEN:-128} REVIEWS=${REVIEWS:-50000} BENCH_BATCH=${BENCH_BATCH:-128} BENCH_TOKENS=${BENCH_TOKENS:-16384} MODEL_SHAPE=${MODEL_SHAPE:-BERT-base}" \
         || record report FAILED "bench/gpu/report.py"
     cat "$out/results.md" 2>/dev/null
     if grep -q $'\tFAILED\t' "$out/status.tsv"; then
