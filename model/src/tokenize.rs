@@ -186,13 +186,14 @@ impl EncodedBatch {
 /// A host tensor on `device`. To CUDA through pinned memory with a copy that
 /// does not wait: the kernels that read it queue behind it on the same stream,
 /// and the pinned block is not reused before the copy is done (torch's
-/// caching host allocator records the copy).
+/// caching host allocator records the copy). A plain copy if pinning fails.
 pub fn upload(host: Tensor, device: Device) -> Tensor {
-    if device.is_cuda() {
-        let kind = host.kind();
-        host.internal_pin_memory(device).to_device_(device, kind, true, false)
-    } else {
-        host.to_device(device)
+    if !device.is_cuda() {
+        return host.to_device(device);
+    }
+    match host.f_internal_pin_memory(device) {
+        Ok(pinned) => pinned.to_device_(device, host.kind(), true, false),
+        Err(_) => host.to_device(device),
     }
 }
 
