@@ -9,7 +9,8 @@
 #   bench/model/run.sh                 # BERT-base shape (12 x 768, vocab 21128), 32x64 and 32x128
 #   bench/model/run.sh --small         # 4 layers, hidden 256: a quick run
 #   bench/model/run.sh --threads 1 --rounds 3 --iters 10 --out out/bench-model
-#   bench/model/run.sh --device cuda --fp16 --shapes 1x64,64x64 --no-build
+#   bench/model/run.sh --device cuda --dtype fp16 --shapes 1x64,64x64 --no-build
+#   bench/model/run.sh --model DIR --plan PLAN    # one model's weights, batches of real lengths
 #
 # Options (defaults in brackets):
 #   --small               4 layers, hidden 256, 4 heads, intermediate 1024
@@ -17,7 +18,12 @@
 #   --shapes LIST         comma-separated BATCHxLEN [32x64,32x128]
 #   --warmup N --iters N  untimed and timed passes per shape and run [1, 5]
 #   --rounds N            runs of each side, interleaved [2]
-#   --device D            cpu, cuda, cuda:N [cpu];  --fp16  half precision (CUDA)
+#   --device D            cpu, cuda, cuda:N [cpu]
+#   --dtype D             fp32, fp16 (CUDA), bf16 [fp32];  --fp16  the same as --dtype fp16
+#   --model DIR           both sides load this model directory (its shape and weights)
+#   --plan FILE           batches of real token lengths instead of --shapes
+#                         (torch_forward.py --make-plan writes one)
+#   --mask                fixed shapes get an all-ones attention mask (the cost of a mask)
 #   --attn sdpa|eager     transformers' attention path [sdpa, its default]
 #   --out DIR             keep raw.jsonl, table.md, summary.json and machine.txt there
 #   --no-build            use the binary as it is (BIN=path overrides where it is)
@@ -31,7 +37,7 @@ args_given="$*"
 threads="$(nproc)"
 shapes="32x64,32x128"
 warmup=1 iters=5 rounds=2
-device=cpu fp16=() attn=sdpa out="" build=1
+device=cpu dtype=fp32 attn=sdpa out="" build=1
 model=()
 
 while (($#)); do
@@ -43,7 +49,11 @@ while (($#)); do
         --iters) iters="$2"; shift ;;
         --rounds) rounds="$2"; shift ;;
         --device) device="$2"; shift ;;
-        --fp16) fp16=(--fp16) ;;
+        --fp16) dtype=fp16 ;;
+        --dtype) dtype="$2"; shift ;;
+        --model) model+=(--model "$2"); shift ;;
+        --plan) model+=(--plan "$2"); shift ;;
+        --mask) model+=(--mask) ;;
         --attn) attn="$2"; shift ;;
         --out) out="$2"; shift ;;
         --no-build) build=0 ;;
@@ -70,7 +80,7 @@ mkdir -p "$work"
 raw="$work/raw.jsonl"
 : >"$raw"
 
-common=(--device "$device" "${fp16[@]}" --threads "$threads" --shapes "$shapes"
+common=(--device "$device" --dtype "$dtype" --threads "$threads" --shapes "$shapes"
         --warmup "$warmup" --iters "$iters" "${model[@]}")
 
 {

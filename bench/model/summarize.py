@@ -39,13 +39,17 @@ def load(paths):
 
 
 def summarize(rows):
-    runs, cpu = defaultdict(list), defaultdict(list)
+    runs, cpu, latency, extra = defaultdict(list), defaultdict(list), defaultdict(list), {}
     for r in rows:
         key = (r.get("device", "cpu"), r.get("dtype", "fp32"), r["batch"], r["seq_len"])
         runs[(key, r["impl"])].append(r["seq_per_s"])
+        latency[(key, r["impl"])].append(r["median_s"])
+        if r["impl"] == "bertstream":
+            extra[key] = {k: r[k] for k in ("padding", "mean_len", "sdp_masked", "sdp_unmasked") if k in r}
         if r.get("cpu_s"):
             cpu[(key, r["impl"])].append(r["cpu_s"])
-    keys = sorted({k for k, _ in runs}, key=lambda k: (k[0], k[1], k[3], k[2]))
+    # seq_len is "real" for batches of real lengths (a plan).
+    keys = sorted({k for k, _ in runs}, key=lambda k: (k[0], k[1], str(k[3]), k[2]))
     out = []
     for key in keys:
         ours = runs.get((key, "bertstream"), [])
@@ -59,6 +63,10 @@ def summarize(rows):
             "bertstream_seq_per_s": ours_s, "bertstream_runs": ours,
             "peer": peer_impl, "peer_seq_per_s": theirs_s, "peer_runs": theirs,
             "ratio": ours_s / theirs_s if ours_s and theirs_s else None,
+            # Per batch, each pass waited for (at batch 1: one text's latency), median over rounds.
+            "bertstream_median_s": statistics.median(latency[(key, "bertstream")]) if ours else None,
+            "peer_median_s": statistics.median(latency[(key, peer_impl)]) if theirs else None,
+            **extra.get(key, {}),
             # Round by round (the i-th run of each side ran back to back): the median of
             # bertstream / PyTorch within a round, robust to load that comes and goes.
             "paired_ratio": statistics.median(a / b for a, b in zip(ours, theirs)) if ours and theirs else None,

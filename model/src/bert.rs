@@ -75,8 +75,8 @@ impl BertSelfAttention {
     }
 
     /// `queries` attend to all of `hidden` (`[batch, seq, width]`); `queries` is
-    /// `hidden` itself or a prefix of its positions. `mask`: boolean
-    /// `[batch, 1, 1, seq]`, true where a key may be attended to; `None` when
+    /// `hidden` itself or a prefix of its positions. `mask`: additive
+    /// `[batch, 1, 1, seq]` ([`BertModel::attention_bias`]); `None` when
     /// nothing is padded, which lets libtorch pick its fastest kernel.
     pub fn forward_t(&self, queries: &Tensor, hidden: &Tensor, mask: Option<&Tensor>, train: bool) -> Tensor {
         let (batch, width) = (hidden.size()[0], hidden.size()[2]);
@@ -245,8 +245,19 @@ impl BertModel {
         train: bool,
         cls_only: bool,
     ) -> Tensor {
-        let mask = attention_mask.map(|m| m.to_kind(Kind::Bool).unsqueeze(1).unsqueeze(1));
-        self.encoder.forward_t(self.embeddings.forward_t(input_ids, train), mask.as_ref(), train, cls_only)
+        let hidden = self.embeddings.forward_t(input_ids, train);
+        let bias = attention_mask.map(|m| Self::attention_bias(m, hidden.kind()));
+        self.encoder.forward_t(hidden, bias.as_ref(), train, cls_only)
+    }
+
+    /// The attention mask (1 token, 0 padding, `[batch, seq]`) as what every
+    /// layer's attention adds to its scores: 0 or -inf, `[batch, 1, 1, seq]`,
+    /// in the activations' kind. Made once a forward pass, where a boolean
+    /// mask would be turned into the same in each layer; a mask of the
+    /// query's kind is what CUDA's memory-efficient kernel takes.
+    pub fn attention_bias(attention_mask: &Tensor, kind: Kind) -> Tensor {
+        let padding = attention_mask.eq(0).unsqueeze(1).unsqueeze(1);
+        Tensor::zeros(padding.size(), (kind, padding.device())).masked_fill(&padding, f64::NEG_INFINITY)
     }
 }
 

@@ -1,5 +1,6 @@
 //! Inference: a loaded classifier predicts padded batches under `no_grad`
-//! with frozen weights, in fp32, or fp16 on CUDA.
+//! with frozen weights, in fp32, bf16, or fp16 on CUDA. One batch costs one
+//! wait for the device: its probabilities coming back to the host.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -8,7 +9,7 @@ use tch::nn::VarStore;
 use tch::{Device, Kind, Tensor};
 
 use crate::bert::BertForSequenceClassification;
-use crate::device::DeviceSpec;
+use crate::device::{DeviceSpec, Dtype};
 use crate::dir::{load_weights, ModelDir};
 use crate::error::{ModelError, Result};
 use crate::tokenize::{EncodedBatch, TextEncoder};
@@ -17,8 +18,8 @@ use crate::tokenize::{EncodedBatch, TextEncoder};
 #[derive(Debug, Clone, Default)]
 pub struct LoadOptions {
     pub device: DeviceSpec,
-    /// Half precision weights and activations (CUDA only).
-    pub fp16: bool,
+    /// Weights and activations: fp32, fp16 (CUDA only) or bf16.
+    pub dtype: Dtype,
     /// Overrides the directory's max sequence length (capped by the position table).
     pub max_seq_len: Option<usize>,
 }
@@ -48,7 +49,7 @@ impl Classifier {
     pub fn load(dir: impl AsRef<Path>, options: &LoadOptions) -> Result<Self> {
         let dir = ModelDir::open(dir)?;
         let device = options.device.resolve()?;
-        if options.fp16 && device == Device::Cpu {
+        if options.dtype == Dtype::Fp16 && device == Device::Cpu {
             return Err(ModelError::HalfOnCpu);
         }
         let labels = dir.config.labels()?;
@@ -72,8 +73,10 @@ impl Classifier {
         let model = BertForSequenceClassification::new(&vs.root(), &dir.config, labels.len() as i64)?;
         load_weights(&mut vs, &dir.weights_path(), &[])?;
         vs.freeze();
-        if options.fp16 {
-            vs.half();
+        match options.dtype {
+            Dtype::Fp32 => {}
+            Dtype::Fp16 => vs.half(),
+            Dtype::Bf16 => vs.bfloat16(),
         }
         Ok(Self { encoder: Arc::new(encoder), model_id: dir.model_id()?, _vs: vs, model, labels, device })
     }
@@ -107,6 +110,7 @@ impl Classifier {
         if batch.rows == 0 {
             return Ok(Vec::new());
         }
+        // `logits` ends with the copy to the host: the one wait for the device.
         let probabilities = self.logits(batch)?.softmax(-1, Kind::Float).contiguous().view(-1);
         let flat = Vec::<f32>::try_from(&probabilities).map_err(ModelError::torch)?;
         Ok(flat.chunks(self.labels.len()).map(|scores| self.prediction(scores.to_vec())).collect())

@@ -3,6 +3,50 @@ use std::str::FromStr;
 
 use crate::error::{ModelError, Result};
 
+/// The number type of the weights and activations: `fp32`, `fp16` (CUDA
+/// only) or `bf16` (CUDA, and CPUs, fast on those with bf16 units).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Dtype {
+    #[default]
+    Fp32,
+    Fp16,
+    Bf16,
+}
+
+impl FromStr for Dtype {
+    type Err = ModelError;
+
+    fn from_str(s: &str) -> Result<Self> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "fp32" | "f32" | "float32" => Ok(Self::Fp32),
+            "fp16" | "f16" | "float16" | "half" => Ok(Self::Fp16),
+            "bf16" | "bfloat16" => Ok(Self::Bf16),
+            _ => Err(ModelError::BadDtype(s.into())),
+        }
+    }
+}
+
+impl fmt::Display for Dtype {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Fp32 => "fp32",
+            Self::Fp16 => "fp16",
+            Self::Bf16 => "bf16",
+        })
+    }
+}
+
+impl Dtype {
+    /// The tch kind (for the model thread, training and the benches).
+    pub fn kind(self) -> tch::Kind {
+        match self {
+            Self::Fp32 => tch::Kind::Float,
+            Self::Fp16 => tch::Kind::Half,
+            Self::Bf16 => tch::Kind::BFloat16,
+        }
+    }
+}
+
 /// Where the model runs: `auto` (the first CUDA device if any, else CPU), `cpu`, `cuda` or `cuda:N`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum DeviceSpec {

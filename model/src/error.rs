@@ -23,7 +23,9 @@ pub enum ModelError {
     BadDevice(String),
     #[error("device `{0}` is not available (no CUDA device found)")]
     DeviceUnavailable(String),
-    #[error("fp16 needs a CUDA device")]
+    #[error("dtype `{0}`: expected fp32, fp16 or bf16")]
+    BadDtype(String),
+    #[error("fp16 needs a CUDA device (bf16 runs on CPU)")]
     HalfOnCpu,
     /// A libtorch error, as its message (the error type stays inside this crate).
     #[error("torch: {0}")]

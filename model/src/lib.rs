@@ -9,7 +9,7 @@
 //! - [`classify`]: inference; [`handle`]: the model on a thread of its own.
 //!
 //! What serving uses, [`ClassifierHandle`], [`LoadOptions`], [`Prediction`],
-//! [`EncodedBatch`], [`TextEncoder`], [`DeviceSpec`], [`ModelInfo`] and
+//! [`EncodedBatch`], [`TextEncoder`], [`DeviceSpec`], [`Dtype`], [`ModelInfo`] and
 //! [`ModelError`], holds plain Rust types only. The items that take or give tch
 //! types (the [`bert`] modules, [`Classifier::logits`], [`DeviceSpec::resolve`],
 //! [`EncodedBatch::to_tensors`], [`dir::load_weights`], [`dir::save_weights`])
@@ -26,7 +26,7 @@ pub mod tokenize;
 
 pub use classify::{Classifier, LoadOptions, Prediction};
 pub use config::BertConfig;
-pub use device::DeviceSpec;
+pub use device::{DeviceSpec, Dtype};
 pub use dir::ModelDir;
 pub use error::{ModelError, Result};
 pub use handle::{ClassifierHandle, ModelInfo};

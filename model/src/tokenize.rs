@@ -172,14 +172,28 @@ impl EncodedBatch {
     /// and for training: callers elsewhere hand the batch to a handle.
     pub fn to_tensors(&self, device: Device) -> (Tensor, Option<Tensor>) {
         let shape = [self.rows as i64, self.seq_len as i64];
-        let ids = Tensor::from_slice(&self.ids).view(shape).to_device(device);
-        let mask = self.mask.contains(&0).then(|| Tensor::from_slice(&self.mask).view(shape).to_device(device));
+        let ids = upload(Tensor::from_slice(&self.ids).view(shape), device);
+        let mask = self.mask.contains(&0).then(|| upload(Tensor::from_slice(&self.mask).view(shape), device));
         (ids, mask)
     }
 
     /// Tokens in the batch once padded (the cost the model pays).
     pub fn padded_tokens(&self) -> usize {
         self.rows * self.seq_len
+    }
+}
+
+/// A host tensor on `device`. To CUDA through pinned memory with a copy that
+/// does not wait: the kernels that read it queue behind it on the same stream,
+/// and the pinned block is not reused before the copy is done (torch's
+/// caching host allocator records the copy). A plain copy if pinning fails.
+pub fn upload(host: Tensor, device: Device) -> Tensor {
+    if !device.is_cuda() {
+        return host.to_device(device);
+    }
+    match host.f_internal_pin_memory(device) {
+        Ok(pinned) => pinned.to_device_(device, host.kind(), true, false),
+        Err(_) => host.to_device(device),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use bertstream_model::{Classifier, ClassifierHandle, LoadOptions, ModelDir, ModelError};
+use bertstream_model::{Classifier, ClassifierHandle, Dtype, LoadOptions, ModelDir, ModelError};
 use serde_json::Value;
 use tch::Kind;
 
@@ -204,6 +204,24 @@ fn devices_parse_and_fp16_needs_cuda() {
     assert_eq!("auto".parse::<DeviceSpec>().expect("auto"), DeviceSpec::Auto);
     assert_eq!("cuda:1".parse::<DeviceSpec>().expect("cuda:1"), DeviceSpec::Cuda(1));
     assert!("tpu".parse::<DeviceSpec>().is_err());
-    let options = LoadOptions { device: "cpu".parse().expect("cpu"), fp16: true, max_seq_len: None };
+    let options = LoadOptions { device: "cpu".parse().expect("cpu"), dtype: Dtype::Fp16, max_seq_len: None };
     assert!(matches!(Classifier::load(fixture_dir(), &options), Err(ModelError::HalfOnCpu)));
+    assert_eq!("BF16".parse::<Dtype>().expect("bf16"), Dtype::Bf16);
+    assert!("int8".parse::<Dtype>().is_err());
+}
+
+#[test]
+fn bf16_on_cpu_gives_the_fp32_probabilities_within_a_hundredth() {
+    let cases = expected();
+    let texts: Vec<&str> = cases.iter().map(|c| c.text.as_str()).collect();
+    let fp32 = load(&fixture_dir()).predict(&texts).expect("fp32");
+    let options = LoadOptions { device: "cpu".parse().expect("cpu"), dtype: Dtype::Bf16, max_seq_len: None };
+    let bf16 = Classifier::load(fixture_dir(), &options).expect("bf16 loads").predict(&texts).expect("bf16");
+    let worst = fp32
+        .iter()
+        .zip(&bf16)
+        .flat_map(|(a, b)| a.scores.iter().zip(&b.scores).map(|(x, y)| (x - y).abs()))
+        .fold(0f32, f32::max);
+    eprintln!("largest probability difference bf16 vs fp32: {worst:e}");
+    assert!(worst < 1e-2, "bf16 differs from fp32 by {worst}");
 }

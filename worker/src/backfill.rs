@@ -95,7 +95,7 @@ pub async fn run(args: BackfillArgs) -> anyhow::Result<Summary> {
     let started = std::time::Instant::now();
     let pool = db::connect(args.database_url.expose(), 2).context("DATABASE_URL")?;
     db::migrate_with_retry(&pool, Some(Duration::from_secs(60))).await?;
-    let options = LoadOptions { device: args.device, fp16: false, max_seq_len: args.max_seq_len };
+    let options = LoadOptions { device: args.device, max_seq_len: args.max_seq_len, ..LoadOptions::default() };
     let model = models::load(&args.model, &options, args.torch_threads).await.map_err(|e| usage(e.to_string()))?;
     let job = args.job.clone().unwrap_or_else(|| default_job_name(&args, model.id()));
     let limiter = NonZeroU32::new(args.rate).map(|rate| {

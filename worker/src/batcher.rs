@@ -16,7 +16,9 @@
 //! batch is cut: the model never spends time on an answer nobody reads.
 //!
 //! A stream batch is cut around the oldest job from the texts closest to it
-//! in length, which cuts padding without starving long texts.
+//! in length, which cuts padding without starving long texts. Stream jobs
+//! gather in a window of up to 8 batches' worth while the model is busy, so
+//! that under backlog there are lengths to choose from.
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -74,7 +76,17 @@ impl Batcher {
                 }
                 continue;
             }
-            let Some(slot) = self.slots.acquire().await else { return };
+            // While the model is busy the window keeps filling: under backlog the
+            // next batch is picked from up to 8 batches' worth of lengths, not
+            // from what the channel alone holds, which keeps padding low.
+            let slot = loop {
+                tokio::select! {
+                    biased;
+                    slot = self.slots.acquire() => break slot,
+                    job = self.stream.recv(), if stream_open && window.len() < window_cap => match job { Some(j) => window.push(j), None => stream_open = false },
+                }
+            };
+            let Some(slot) = slot else { return };
             let oldest = urgent.front().or(window.first()).map_or_else(Instant::now, |j| j.enqueued);
             let deadline = oldest + self.limits.max_wait;
             loop {

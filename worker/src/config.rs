@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Args;
-use model::DeviceSpec;
+use model::{DeviceSpec, Dtype, LoadOptions};
 
 /// A value that must never reach a log line (passwords, tokens).
 #[derive(Clone)]
@@ -74,8 +74,13 @@ pub struct ModelArgs {
     /// Where the model runs: auto (first GPU, else CPU), cpu, cuda or cuda:N.
     #[arg(long, env = "DEVICE", default_value = "auto")]
     pub device: DeviceSpec,
-    /// Half precision on CUDA: about twice the throughput, scores differ in the 3rd decimal.
-    #[arg(long, env = "FP16")]
+    /// Weights and activations: fp32, fp16 (CUDA only: about twice the
+    /// throughput, scores differ in the 3rd decimal) or bf16 (CUDA, and CPUs
+    /// with bf16 units; scores differ in the 2nd decimal).
+    #[arg(long, env = "DTYPE", default_value = "fp32")]
+    pub dtype: Dtype,
+    /// The same as DTYPE=fp16 (the older setting).
+    #[arg(long, env = "FP16", conflicts_with = "dtype")]
     pub fp16: bool,
     /// libtorch intra-op threads on CPU (default: one per core).
     #[arg(long, env = "TORCH_THREADS")]
@@ -92,6 +97,14 @@ pub struct ModelArgs {
     /// review id. Under backlog the shadow yields to keep to this share of model time.
     #[arg(long, env = "SHADOW_SAMPLE", default_value_t = 1.0)]
     pub shadow_sample: f64,
+}
+
+impl ModelArgs {
+    /// How to load the primary and the shadow.
+    pub fn load_options(&self) -> LoadOptions {
+        let dtype = if self.fp16 { Dtype::Fp16 } else { self.dtype };
+        LoadOptions { device: self.device, dtype, max_seq_len: self.max_seq_len }
+    }
 }
 
 #[derive(Args, Debug, Clone)]
@@ -213,6 +226,27 @@ pub struct BackfillArgs {
     /// Postgres URL (never logged).
     #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
     pub database_url: Secret,
+}
+
+/// `bertstream-worker bench`: the in-process path on a file of texts.
+#[derive(Args, Debug, Clone)]
+pub struct BenchArgs {
+    /// The texts, one a line.
+    #[arg(long)]
+    pub texts: PathBuf,
+    /// Reviews to time, cycling through the texts (default: each text once).
+    #[arg(long)]
+    pub reviews: Option<usize>,
+    /// Reviews run before timing (CUDA picks its kernels on the first batches of each shape).
+    #[arg(long, default_value_t = 1024)]
+    pub warmup: usize,
+    /// Texts sent one at a time, each waited for, for the latency of one text.
+    #[arg(long, default_value_t = 200)]
+    pub latency_samples: usize,
+    #[command(flatten)]
+    pub model: ModelArgs,
+    #[command(flatten)]
+    pub batch: BatchArgs,
 }
 
 impl RunArgs {

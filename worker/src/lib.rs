@@ -8,6 +8,8 @@ pub mod http;
 pub mod pipeline;
 // `backfill`: the command beside the stream; it scores and writes on its own.
 pub mod backfill;
+// `bench`: the stages between the source and the sinks, timed without Kafka or Postgres.
+pub mod bench;
 
 // The stages, in the order a message meets them (`offsets` is the last).
 pub mod batcher;

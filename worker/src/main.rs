@@ -5,8 +5,8 @@ use tracing_subscriber::util::SubscriberInitExt;
 use tracing_subscriber::{EnvFilter, Layer};
 
 use bertstream_worker::backfill::{self, UsageError};
-use bertstream_worker::config::{BackfillArgs, RunArgs, Secret};
-use bertstream_worker::{db, pipeline};
+use bertstream_worker::config::{BackfillArgs, BenchArgs, RunArgs, Secret};
+use bertstream_worker::{bench, db, pipeline};
 
 /// The bertstream stream worker: Kafka -> micro-batches -> BERT -> Postgres +
 /// output topic, with the HTTP API and web page in the same process.
@@ -32,6 +32,9 @@ enum Command {
     /// run the same command again to resume after an interruption. Exit code
     /// 2: the command line or the model cannot work (the reason is printed).
     Backfill(Box<BackfillArgs>),
+    /// Time the in-process path (parse, tokenize, batch, model, result rows)
+    /// on a file of texts, without Kafka or Postgres; prints JSON (docs/benchmarks.md).
+    Bench(Box<BenchArgs>),
     /// Apply the database migrations and exit.
     Migrate {
         /// Postgres URL (never logged).
@@ -79,6 +82,10 @@ async fn run(command: Command) -> anyhow::Result<()> {
             }
             Err(e) => Err(e),
         },
+        Command::Bench(args) => {
+            println!("{}", bench::run(*args).await?);
+            Ok(())
+        }
         Command::Migrate { database_url } => {
             let pool = db::connect(database_url.expose(), 1)?;
             db::MIGRATOR.run(&pool).await?;

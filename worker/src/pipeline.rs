@@ -18,7 +18,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use model::LoadOptions;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use schemas::ParseLimits;
@@ -115,12 +114,11 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     kafka::ensure_topics(k, &[&k.dlq_topic], kafka::LARGE_RECORDS).await?;
 
     let m = &args.model;
-    let options = LoadOptions { device: m.device, fp16: m.fp16, max_seq_len: m.max_seq_len };
     let models = Models::start(
         m.model_dir.clone(),
         m.shadow_model_dir.clone(),
         m.shadow_sample,
-        options,
+        m.load_options(),
         m.torch_threads,
         metrics.clone(),
     )

@@ -132,7 +132,7 @@ impl Sinks {
                 return Ok(to_publish);
             }
             round.sort_unstable();
-            let mut rows: Vec<ResultRow> = round.iter().map(|&i| self.row(batch, &batch.jobs[i])).collect();
+            let mut rows: Vec<ResultRow> = round.iter().map(|&i| result_row(batch, &batch.jobs[i])).collect();
             let outcomes = self.store_rows(&mut rows).await;
             for ((&i, row), outcome) in round.iter().zip(rows).zip(outcomes) {
                 let job = &batch.jobs[i];
@@ -197,28 +197,6 @@ impl Sinks {
         }
     }
 
-    fn row(&self, batch: &Scored, job: &ScoredJob) -> ResultRow {
-        let position = &job.meta.ticket;
-        ResultRow {
-            review_id: job.id.clone(),
-            text: job.text.clone(),
-            label: job.prediction.label.clone(),
-            score: job.prediction.score,
-            scores: scores(&batch.model.info().labels, &job.prediction),
-            model: batch.model.id().to_string(),
-            topic: position.partition.topic.clone(),
-            partition: position.partition.partition,
-            offset: position.offset,
-            published_at: job.meta.published_at,
-            received_at: job.meta.received_at,
-            classified_at: batch.classified_at,
-            queue_ms: job.queue_ms,
-            model_ms: batch.model_ms,
-            batch_size: batch.batch_size as i32,
-            fields: serde_json::Value::Object(job.meta.fields.clone()),
-        }
-    }
-
     /// Upserts `rows`, retrying while Postgres is unavailable. A row Postgres
     /// refuses on its own (found by splitting the batch) gets the reason.
     async fn store_rows(&self, rows: &mut [ResultRow]) -> Vec<Result<Upserted, String>> {
@@ -250,7 +228,7 @@ impl Sinks {
     async fn publish(&self, rows: &[(ResultRow, &RecordTrace)]) -> Result<(), Permanent> {
         let mut pending: Vec<(&str, String, Vec<u8>, OwnedHeaders)> = Vec::with_capacity(rows.len());
         for (row, trace) in rows {
-            let message = self.message(row);
+            let message = classification(row);
             let headers = kafka::with_trace(OwnedHeaders::new(), trace);
             if let Some(review) = self.review.as_ref().filter(|q| row.score < q.below) {
                 pending.push((review.topic.as_str(), row.review_id.clone(), message.clone(), headers.clone()));
@@ -289,19 +267,43 @@ impl Sinks {
         }
         Ok(())
     }
+}
 
-    fn message(&self, row: &ResultRow) -> Vec<u8> {
-        let message = ClassificationV1 {
-            id: row.review_id.clone(),
-            label: row.label.clone(),
-            score: row.score,
-            scores: row.scores.clone(),
-            model: row.model.clone(),
-            source: SourcePosition { topic: row.topic.clone(), partition: row.partition, offset: row.offset },
-            classified_at: row.classified_at,
-        };
-        serde_json::to_vec(&message).unwrap_or_default()
+/// The `classifications` row of a scored stream job.
+pub fn result_row(batch: &Scored, job: &ScoredJob) -> ResultRow {
+    let position = &job.meta.ticket;
+    ResultRow {
+        review_id: job.id.clone(),
+        text: job.text.clone(),
+        label: job.prediction.label.clone(),
+        score: job.prediction.score,
+        scores: scores(&batch.model.info().labels, &job.prediction),
+        model: batch.model.id().to_string(),
+        topic: position.partition.topic.clone(),
+        partition: position.partition.partition,
+        offset: position.offset,
+        published_at: job.meta.published_at,
+        received_at: job.meta.received_at,
+        classified_at: batch.classified_at,
+        queue_ms: job.queue_ms,
+        model_ms: batch.model_ms,
+        batch_size: batch.batch_size as i32,
+        fields: serde_json::Value::Object(job.meta.fields.clone()),
     }
+}
+
+/// The output topic's record of a result row: `ClassificationV1` JSON.
+pub fn classification(row: &ResultRow) -> Vec<u8> {
+    let message = ClassificationV1 {
+        id: row.review_id.clone(),
+        label: row.label.clone(),
+        score: row.score,
+        scores: row.scores.clone(),
+        model: row.model.clone(),
+        source: SourcePosition { topic: row.topic.clone(), partition: row.partition, offset: row.offset },
+        classified_at: row.classified_at,
+    };
+    serde_json::to_vec(&message).unwrap_or_default()
 }
 
 /// Whether the sinks are moving: `/readyz` turns 503 when batches have

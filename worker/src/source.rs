@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{TimeZone, Utc};
+use model::TextEncoder;
 use rdkafka::consumer::Consumer;
 use rdkafka::message::{BorrowedMessage, Message, OwnedMessage};
 use schemas::trace_context::{RecordTrace, SPANS};
@@ -70,6 +71,76 @@ pub fn run_on_own_thread(source: Source, stop: watch::Receiver<bool>) -> tokio::
     })
 }
 
+/// A message that is not a review, on its way to the DLQ.
+pub struct NotAReview {
+    pub message: OwnedMessage,
+    pub reason: Poison,
+    pub held: HeldBytes,
+    pub trace: RecordTrace,
+}
+
+/// Parses and tokenizes one message read under `ticket` into a stream job:
+/// its span continues the trace of its `traceparent` header, or starts one
+/// (a malformed header is ignored), and it takes its bytes from `budget`. A
+/// message that cannot be a job comes back with the reason (for the DLQ;
+/// boxed: it is rare, and large).
+pub fn job_from(
+    message: OwnedMessage,
+    ticket: Ticket,
+    encoder: &TextEncoder,
+    limits: ParseLimits,
+    budget: &ByteBudget,
+) -> Result<Job, Box<NotAReview>> {
+    let span = tracing::trace_span!(
+        target: SPANS,
+        "process_review",
+        otel.kind = "consumer",
+        messaging.system = "kafka",
+        messaging.destination.name = message.topic(),
+        messaging.destination.partition.id = message.partition(),
+        messaging.kafka.offset = message.offset(),
+        review.id = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty,
+    );
+    let trace = RecordTrace::continued(span, kafka::headers(&message));
+    let fallback = || format!("{}:{}:{}", message.topic(), message.partition(), message.offset());
+    let parsed = parse_review(message.key(), message.payload(), fallback, limits).and_then(|review| {
+        match encoder.encode(&review.text) {
+            Ok(tokens) => Ok((review, tokens)),
+            Err(e) => Err(Poison::WrongType(format!("text could not be tokenized: {e}"))),
+        }
+    });
+    // The message, and beside it its parsed text and tokens.
+    let bytes = PER_MESSAGE
+        + message.key().map_or(0, <[u8]>::len)
+        + message.payload().map_or(0, <[u8]>::len)
+        + parsed.as_ref().map_or(0, |(review, tokens)| review.text.len() + tokens.len() * size_of::<i64>());
+    let held = budget.take(bytes);
+    let (review, tokens) = match parsed {
+        Ok(parsed) => parsed,
+        Err(reason) => return Err(Box::new(NotAReview { message, reason, held, trace })),
+    };
+    trace.span.record("review.id", review.id.as_str());
+    let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
+    let meta = StreamMeta {
+        ticket,
+        original: message,
+        fields: review.extra,
+        published_at,
+        received_at: Utc::now(),
+        held,
+        trace,
+    };
+    Ok(Job {
+        id: review.id,
+        text: review.text,
+        tokens,
+        encoder: encoder.fingerprint(),
+        enqueued: tokio::time::Instant::now(),
+        origin: Origin::Stream(Box::new(meta)),
+    })
+}
+
 /// A message as read, before it is handed on.
 enum Received {
     /// `ticket` is also in the job's `StreamMeta`; kept here to begin it before handing the job on.
@@ -79,10 +150,7 @@ enum Received {
     },
     Poison {
         ticket: Ticket,
-        message: OwnedMessage,
-        reason: Poison,
-        held: HeldBytes,
-        trace: RecordTrace,
+        poison: Box<NotAReview>,
     },
 }
 
@@ -166,58 +234,11 @@ impl Source {
         self.metrics.messages_in.inc();
         let partition = Partition { topic: message.topic().to_string(), partition: message.partition() };
         let ticket = self.tracker.ticket(partition, message.offset())?;
-        let span = tracing::trace_span!(
-            target: SPANS,
-            "process_review",
-            otel.kind = "consumer",
-            messaging.system = "kafka",
-            messaging.destination.name = message.topic(),
-            messaging.destination.partition.id = message.partition(),
-            messaging.kafka.offset = message.offset(),
-            review.id = tracing::field::Empty,
-            otel.status_code = tracing::field::Empty,
-        );
-        let trace = RecordTrace::continued(span, kafka::headers(message));
-        let fallback = || format!("{}:{}:{}", message.topic(), message.partition(), message.offset());
         let encoder = self.models.primary().handle.encoder().clone();
-        let review =
-            parse_review(message.key(), message.payload(), fallback, self.parse_limits).and_then(
-                |review| match encoder.encode(&review.text) {
-                    Ok(tokens) => Ok((review, tokens)),
-                    Err(e) => Err(Poison::WrongType(format!("text could not be tokenized: {e}"))),
-                },
-            );
-        // The message, and beside it its parsed text and tokens.
-        let bytes = PER_MESSAGE
-            + message.key().map_or(0, <[u8]>::len)
-            + message.payload().map_or(0, <[u8]>::len)
-            + review.as_ref().map_or(0, |(review, tokens)| review.text.len() + tokens.len() * size_of::<i64>());
-        let held = self.budget.take(bytes);
-        match review {
-            Ok((review, tokens)) => {
-                trace.span.record("review.id", review.id.as_str());
-                let published_at = message.timestamp().to_millis().and_then(|ms| Utc.timestamp_millis_opt(ms).single());
-                let meta = StreamMeta {
-                    ticket: ticket.clone(),
-                    original: message.detach(),
-                    fields: review.extra,
-                    published_at,
-                    received_at: Utc::now(),
-                    held,
-                    trace,
-                };
-                let job = Job {
-                    id: review.id,
-                    text: review.text,
-                    tokens,
-                    encoder: encoder.fingerprint(),
-                    enqueued: tokio::time::Instant::now(),
-                    origin: Origin::Stream(Box::new(meta)),
-                };
-                Some(Received::Valid { ticket, job })
-            }
-            Err(reason) => Some(Received::Poison { ticket, message: message.detach(), reason, held, trace }),
-        }
+        Some(match job_from(message.detach(), ticket.clone(), &encoder, self.parse_limits, &self.budget) {
+            Ok(job) => Received::Valid { ticket, job },
+            Err(poison) => Received::Poison { ticket, poison },
+        })
     }
 
     /// Moves messages from the backlog on, in order: valid ones to the
@@ -237,7 +258,8 @@ impl Source {
                         return; // the pipeline is shutting down
                     }
                 }
-                Received::Poison { ticket, message, reason, held, trace } => {
+                Received::Poison { ticket, poison } => {
+                    let NotAReview { message, reason, held, trace } = *poison;
                     let dead_letters = self.dead_letters.clone();
                     let tracker = self.tracker.clone();
                     let consumer = self.consumer.clone();

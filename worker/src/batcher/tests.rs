@@ -133,6 +133,27 @@ async fn while_the_model_is_busy_the_next_batch_fills_until_max_wait() {
 }
 
 #[tokio::test(start_paused = true)]
+async fn while_the_model_is_busy_the_window_fills_beyond_the_channel() {
+    let mut r = run(limits(4, 8192));
+    r.stream.send(job(0, 10)).await.expect("send");
+    let first = r.batches.recv().await.expect("first batch");
+    for i in 1..=4 {
+        r.stream.send(job(i, 10)).await.expect("send");
+    }
+    let second = r.batches.recv().await.expect("second batch"); // both slots are held now
+                                                                // Twice what the channel holds: only a window that keeps filling takes them all.
+    for i in 0..2 * CHANNEL {
+        let len = if i % 2 == 0 { 100 } else { 10 };
+        let sent = tokio::time::timeout(Duration::from_secs(1), r.stream.send(job(100 + i, len))).await;
+        sent.expect("taken into the window while the model is busy").expect("send");
+    }
+    r.slots.release(first.slot);
+    let third = r.batches.recv().await.expect("third batch");
+    assert!(third.jobs.iter().all(|j| j.tokens.len() == 100), "the oldest's length, picked from the whole window");
+    r.slots.release(second.slot);
+}
+
+#[tokio::test(start_paused = true)]
 async fn under_backlog_batches_are_full() {
     let mut r = run(limits(4, 8192));
     for i in 0..12 {
