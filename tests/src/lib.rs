@@ -28,4 +28,6 @@ pub use kafka::{
 };
 pub use ledger::{assert_all_committed, audit, stop_and_audit, Ledger};
 pub use otlp::{parse_traceparent, OtlpReceiver, ReceivedSpan};
-pub use process::{backfill, free_port, producer_binary, services, start_backfill, worker_binary, Worker};
+pub use process::{
+    backfill, free_port, producer_binary, resident_bytes, services, start_backfill, worker_binary, Worker,
+};

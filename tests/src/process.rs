@@ -159,6 +159,13 @@ pub fn backfill(topics: &Topics, database_url: &str, args: &[&str]) -> (i32, Str
     (output.status.code().unwrap_or(-1), text(&output.stdout), text(&output.stderr))
 }
 
+/// A process's resident memory in bytes, from /proc (none once it has gone).
+pub fn resident_bytes(pid: i32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:"))?;
+    kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok().map(|kib| kib * 1024)
+}
+
 /// Runs `scripts/services.sh <command>` (e.g. `stop-kafka`), which stops or
 /// starts a local service every test shares.
 pub fn services(command: &str) {

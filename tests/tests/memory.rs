@@ -16,11 +16,8 @@ fn large_text(i: usize) -> String {
     sample_text(i).repeat(200 * 1024 / sample_text(i).len())
 }
 
-/// The worker's resident memory, from /proc.
 fn rss_bytes(pid: i32) -> u64 {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("worker status");
-    let kib = status.lines().find_map(|l| l.strip_prefix("VmRSS:")).expect("VmRSS");
-    kib.trim().trim_end_matches("kB").trim().parse::<u64>().expect("number") * 1024
+    resident_bytes(pid).expect("the worker's resident memory")
 }
 
 async fn queue_bytes(worker: &Worker) -> Option<u64> {

@@ -61,13 +61,9 @@ fn watch_memory(group: String, stop: Arc<AtomicBool>, most: Arc<AtomicU64>) -> s
                 if !ours {
                     continue;
                 }
-                let status = std::fs::read_to_string(dir.join("status")).unwrap_or_default();
-                let rss = status
-                    .lines()
-                    .find_map(|l| l.strip_prefix("VmRSS:"))
-                    .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-                if let Some(kib) = rss {
-                    most.fetch_max(kib * 1024, Ordering::Relaxed);
+                let pid = dir.file_name().and_then(|n| n.to_str()?.parse().ok());
+                if let Some(rss) = pid.and_then(resident_bytes) {
+                    most.fetch_max(rss, Ordering::Relaxed);
                 }
             }
             std::thread::sleep(Duration::from_millis(500));

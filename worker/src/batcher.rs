@@ -27,6 +27,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::config::BatchArgs;
 use crate::metrics::Metrics;
 use crate::stages::{Batch, Job, ModelSlots, Origin};
 
@@ -40,6 +41,15 @@ pub struct Limits {
 }
 
 impl Limits {
+    pub fn from_args(b: &BatchArgs) -> Self {
+        Self {
+            max_size: b.max_batch_size,
+            max_tokens: b.max_batch_tokens,
+            max_wait: b.max_wait(),
+            http_share: b.http_share,
+        }
+    }
+
     fn fits(&self, rows: usize, longest: usize) -> bool {
         rows <= self.max_size && rows * longest <= self.max_tokens
     }

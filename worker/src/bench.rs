@@ -38,27 +38,12 @@ const TOPIC: &str = "bench";
 pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
     let texts = read_texts(&args.texts)?;
     let metrics = Arc::new(Metrics::new());
-    let m = &args.model;
-    let options = m.load_options();
-    let models = Models::start(
-        m.model_dir.clone(),
-        m.shadow_model_dir.clone(),
-        m.shadow_sample,
-        options.clone(),
-        m.torch_threads,
-        metrics.clone(),
-    )
-    .await
-    .context("loading the model")?;
+    let options = args.model.load_options();
+    let models = Models::from_args(&args.model, metrics.clone()).await.context("loading the model")?;
     let models = Arc::new(models);
     let b = &args.batch;
-    let limits = Limits {
-        max_size: b.max_batch_size,
-        max_tokens: b.max_batch_tokens,
-        max_wait: b.max_wait(),
-        http_share: b.http_share,
-    };
-    let parse_limits = ParseLimits { max_bytes: b.max_message_bytes, ..ParseLimits::default() };
+    let limits = Limits::from_args(b);
+    let parse_limits = b.parse_limits();
     let reviews = args.reviews.unwrap_or(texts.len());
     let stages = Stages { models: models.clone(), limits, parse_limits, channel: b.max_batch_size * 2 };
 
@@ -102,7 +87,7 @@ pub async fn run(args: BenchArgs) -> anyhow::Result<Value> {
         "max_batch_size": b.max_batch_size,
         "max_batch_tokens": b.max_batch_tokens,
         "max_wait_ms": b.max_wait_ms,
-        "torch_threads": m.torch_threads,
+        "torch_threads": args.model.torch_threads,
     }))
 }
 

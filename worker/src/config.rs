@@ -267,6 +267,11 @@ impl BatchArgs {
     pub fn max_wait(&self) -> Duration {
         Duration::from_millis(self.max_wait_ms)
     }
+
+    /// What the source accepts as a review.
+    pub fn parse_limits(&self) -> schemas::ParseLimits {
+        schemas::ParseLimits { max_bytes: self.max_message_bytes, ..schemas::ParseLimits::default() }
+    }
 }
 
 #[derive(Args, Debug, Clone)]

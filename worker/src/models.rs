@@ -17,6 +17,7 @@ use chrono::{DateTime, Utc};
 use model::{ClassifierHandle, LoadOptions, ModelInfo};
 use serde::Serialize;
 
+use crate::config::ModelArgs;
 use crate::metrics::Metrics;
 
 /// Texts a new model scores before it takes traffic: it must answer each
@@ -84,6 +85,19 @@ pub struct Models {
 
 impl Models {
     /// Loads the primary (and the shadow, when given); either failing is an error.
+    /// [`start`](Self::start) with the settings of `MODEL_DIR` and its neighbours.
+    pub async fn from_args(args: &ModelArgs, metrics: Arc<Metrics>) -> anyhow::Result<Self> {
+        Self::start(
+            args.model_dir.clone(),
+            args.shadow_model_dir.clone(),
+            args.shadow_sample,
+            args.load_options(),
+            args.torch_threads,
+            metrics,
+        )
+        .await
+    }
+
     pub async fn start(
         primary: PathBuf,
         shadow: Option<PathBuf>,

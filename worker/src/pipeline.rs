@@ -20,7 +20,6 @@ use std::time::Duration;
 use anyhow::Context;
 use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
-use schemas::ParseLimits;
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
@@ -113,17 +112,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     kafka::ensure_topics(k, &topics, &[]).await?;
     kafka::ensure_topics(k, &[&k.dlq_topic], kafka::LARGE_RECORDS).await?;
 
-    let m = &args.model;
-    let models = Models::start(
-        m.model_dir.clone(),
-        m.shadow_model_dir.clone(),
-        m.shadow_sample,
-        m.load_options(),
-        m.torch_threads,
-        metrics.clone(),
-    )
-    .await
-    .context("loading the models")?;
+    let models = Models::from_args(&args.model, metrics.clone()).await.context("loading the models")?;
     let models = Arc::new(models);
     for (role, model) in [("primary", Some(models.primary())), ("shadow", models.shadow())] {
         if let Some(model) = model {
@@ -150,12 +139,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
     let (batch_tx, batch_rx) = mpsc::channel(1);
     let (scored_tx, scored_rx) = mpsc::channel(2);
     let slots = ModelSlots::new();
-    let limits = Limits {
-        max_size: b.max_batch_size,
-        max_tokens: b.max_batch_tokens,
-        max_wait: b.max_wait(),
-        http_share: b.http_share,
-    };
+    let limits = Limits::from_args(b);
     let batcher = Batcher {
         limits,
         slots: slots.clone(),
@@ -186,7 +170,7 @@ async fn start(args: &RunArgs) -> anyhow::Result<Running> {
         jobs: stream_tx,
         queue_capacity: b.queue_capacity,
         budget: ByteBudget::new(usize::try_from(b.queue_max_bytes).unwrap_or(usize::MAX)),
-        parse_limits: ParseLimits { max_bytes: b.max_message_bytes, ..ParseLimits::default() },
+        parse_limits: b.parse_limits(),
         metrics: metrics.clone(),
     };
 
