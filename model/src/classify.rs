@@ -12,6 +12,7 @@ use crate::bert::BertForSequenceClassification;
 use crate::device::{DeviceSpec, Dtype};
 use crate::dir::{load_weights, ModelDir};
 use crate::error::{ModelError, Result};
+use crate::ngram::NgramHead;
 use crate::tokenize::{EncodedBatch, TextEncoder};
 
 /// How to load a classifier.
@@ -39,6 +40,7 @@ pub struct Classifier {
     // Owns the weights the model's modules point into.
     _vs: VarStore,
     model: BertForSequenceClassification,
+    ngram_head: Option<NgramHead>,
     encoder: Arc<TextEncoder>,
     labels: Vec<String>,
     model_id: String,
@@ -78,7 +80,15 @@ impl Classifier {
             Dtype::Fp16 => vs.half(),
             Dtype::Bf16 => vs.bfloat16(),
         }
-        Ok(Self { encoder: Arc::new(encoder), model_id: dir.model_id()?, _vs: vs, model, labels, device })
+        let ngram_head = dir.ngram_head_path().map(|path| NgramHead::load(&path)).transpose()?;
+        if let Some(head) = ngram_head.as_ref().filter(|h| h.classes != labels.len()) {
+            return Err(ModelError::BadConfig(format!(
+                "the n-gram head has {} classes but config.json {} labels",
+                head.classes,
+                labels.len()
+            )));
+        }
+        Ok(Self { encoder: Arc::new(encoder), model_id: dir.model_id()?, _vs: vs, model, ngram_head, labels, device })
     }
 
     pub fn labels(&self) -> &[String] {
@@ -98,8 +108,18 @@ impl Classifier {
         &self.encoder
     }
 
-    /// Logits `[rows, labels]` as f32 on the CPU (a tch tensor, for training and evaluation).
+    /// Logits `[rows, labels]` as f32 on the CPU (a tch tensor, for training
+    /// and evaluation), with the n-gram head mixed in when there is one.
     pub fn logits(&self, batch: &EncodedBatch) -> Result<Tensor> {
+        let logits = self.encoder_logits(batch)?;
+        match &self.ngram_head {
+            Some(head) => head.mix(&logits, &batch.ids, &batch.mask, batch.seq_len),
+            None => Ok(logits),
+        }
+    }
+
+    /// The encoder's logits alone, as transformers computes them.
+    fn encoder_logits(&self, batch: &EncodedBatch) -> Result<Tensor> {
         let _guard = tch::no_grad_guard();
         let (ids, mask) = batch.to_tensors(self.device);
         let logits = self.model.forward_t(&ids, mask.as_ref(), false);

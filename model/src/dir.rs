@@ -14,6 +14,7 @@ use tch::{Kind, Tensor};
 
 use crate::config::BertConfig;
 use crate::error::{ModelError, Result};
+use crate::ngram::NGRAM_HEAD_FILE;
 use crate::tokenize::TextEncoder;
 
 pub const CONFIG_FILE: &str = "config.json";
@@ -90,18 +91,24 @@ impl ModelDir {
         self.meta.as_ref().map_or(DEFAULT_MAX_SEQ_LEN, |m| m.max_seq_len).min(positions)
     }
 
-    /// `<dir name>@<first 12 hex of sha256(model.safetensors)>`.
+    /// The n-gram head's file, when the directory has one.
+    pub fn ngram_head_path(&self) -> Option<PathBuf> {
+        Some(self.path.join(NGRAM_HEAD_FILE)).filter(|p| p.is_file())
+    }
+
+    /// `<dir name>@<first 12 hex of sha256(model.safetensors, then the n-gram head if any)>`.
     pub fn model_id(&self) -> Result<String> {
-        let weights = self.weights_path();
-        let mut file = std::fs::File::open(&weights).map_err(ModelError::io(&weights))?;
         let mut hasher = Sha256::new();
         let mut buffer = vec![0u8; 1 << 20];
-        loop {
-            let n = file.read(&mut buffer).map_err(ModelError::io(&weights))?;
-            if n == 0 {
-                break;
+        for path in std::iter::once(self.weights_path()).chain(self.ngram_head_path()) {
+            let mut file = std::fs::File::open(&path).map_err(ModelError::io(&path))?;
+            loop {
+                let n = file.read(&mut buffer).map_err(ModelError::io(&path))?;
+                if n == 0 {
+                    break;
+                }
+                hasher.update(&buffer[..n]);
             }
-            hasher.update(&buffer[..n]);
         }
         let digest = hasher.finalize();
         let hex: String = digest.iter().take(6).map(|b| format!("{b:02x}")).collect();

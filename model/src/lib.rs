@@ -6,7 +6,8 @@
 //! - [`bert`]: the module tree, mirroring `modeling_bert.py` so weights load by name;
 //! - [`dir`]: the model directory, weights in and out, the model id;
 //! - [`tokenize`]: BERT tokenization and dynamic padding;
-//! - [`classify`]: inference; [`handle`]: the model on a thread of its own.
+//! - [`classify`]: inference; [`handle`]: the model on a thread of its own;
+//! - [`ngram`]: the n-gram head mixed into the logits when a directory has one.
 //!
 //! What serving uses, [`ClassifierHandle`], [`LoadOptions`], [`Prediction`],
 //! [`EncodedBatch`], [`TextEncoder`], [`DeviceSpec`], [`Dtype`], [`ModelInfo`] and
@@ -22,6 +23,7 @@ pub mod device;
 pub mod dir;
 pub mod error;
 pub mod handle;
+pub mod ngram;
 pub mod tokenize;
 
 pub use classify::{Classifier, LoadOptions, Prediction};

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use model::bert::Bf16Matmul;
+use model::ngram::NgramHead;
 use model::tokenize::EncodedBatch;
 use tch::{Device, Kind, Tensor};
 
@@ -34,6 +35,8 @@ pub struct FitOptions {
     pub eval_every: Option<usize>,
     /// Weight of the n-gram teacher's probabilities in the training targets (0: off; see `ngram`).
     pub ngram_teacher: f64,
+    /// Share of the n-gram head in the served logits (0: no head; see `model::ngram`).
+    pub ngram_head: f64,
     pub schedule: Schedule,
 }
 
@@ -63,24 +66,34 @@ fn indices(rows: &[usize]) -> Tensor {
 
 /// `--ngram-teacher W`: each training target becomes (1 - W) x its label + W x the
 /// n-gram teacher's out-of-fold probabilities. Also returns the teacher's accuracy.
-fn teacher_targets(texts: &[&str], targets: &[usize], classes: usize, weight: f64, seed: u64) -> Result<(Tensor, f64)> {
+fn teacher_targets(
+    sequences: &[Vec<i64>],
+    targets: &[usize],
+    classes: usize,
+    weight: f64,
+    seed: u64,
+) -> Result<(Tensor, f64)> {
     let started = Instant::now();
-    let teacher = ngram::teacher_probabilities(texts, targets, classes, seed)?;
+    let teacher = ngram::teacher_probabilities(sequences, targets, classes, seed)?;
     let labels = indices(targets);
     let right = teacher.argmax(-1, false).eq_tensor(&labels).to_kind(Kind::Float);
     let accuracy = right.mean(Kind::Float).double_value(&[]);
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("n-gram teacher: out-of-fold accuracy {accuracy:.4} on {} training texts ({secs:.1}s)", texts.len());
+    eprintln!("n-gram teacher: out-of-fold accuracy {accuracy:.4} on {} training texts ({secs:.1}s)", targets.len());
     Ok((labels.one_hot(classes as i64).to_kind(Kind::Float) * (1.0 - weight) + teacher * weight, accuracy))
 }
 
-fn evaluate(p: &Prepared, data: &Data, labels: &[String], device: Device) -> Result<Metrics> {
+fn evaluate(p: &Prepared, head: Option<&NgramHead>, data: &Data, labels: &[String], device: Device) -> Result<Metrics> {
     let _guard = tch::no_grad_guard();
     // Scores as `eval` and the worker compute them, whatever the training precision.
     let _fp32 = Bf16Matmul::set(false);
     let scores = score_all(&data.sequences, p.encoder.pad_id(), 64, |b| {
         let (ids, mask) = b.to_tensors(device);
-        Ok(p.model.forward_t(&ids, mask.as_ref(), false).to_kind(Kind::Float))
+        let logits = p.model.forward_t(&ids, mask.as_ref(), false).to_kind(Kind::Float).to_device(Device::Cpu);
+        match head {
+            Some(head) => Ok(head.mix(&logits, &b.ids, &b.mask, b.seq_len)?),
+            None => Ok(logits),
+        }
     })?;
     Ok(metrics_from_scores(labels, &data.targets, &scores))
 }
@@ -111,6 +124,7 @@ struct Best {
 /// the teacher's mixed targets), and a dev evaluation at every record.
 struct FitSteps<'a> {
     prepared: &'a Prepared,
+    head: Option<&'a NgramHead>,
     train: &'a Data,
     dev: &'a Data,
     labels: &'a [String],
@@ -162,7 +176,7 @@ impl Steps for FitSteps<'_> {
 
     fn record(&mut self, at: &Position, lr: f64) -> Result<String> {
         let t = Instant::now();
-        let metrics = evaluate(self.prepared, self.dev, self.labels, self.device)?;
+        let metrics = evaluate(self.prepared, self.head, self.dev, self.labels, self.device)?;
         self.eval_secs = t.elapsed().as_secs_f64();
         let train_loss = self.loss_sum / self.loss_count.max(1) as f64;
         let record = EpochRecord::new(at.epochs(), at.step, train_loss, lr, &metrics, at.seconds());
@@ -190,8 +204,10 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         )));
     }
     sched.validate()?;
-    if !(0.0..=1.0).contains(&options.ngram_teacher) {
-        return Err(TrainError::Invalid("--ngram-teacher must be between 0 and 1".into()));
+    for (flag, value) in [("--ngram-teacher", options.ngram_teacher), ("--ngram-head", options.ngram_head)] {
+        if !(0.0..=1.0).contains(&value) {
+            return Err(TrainError::Invalid(format!("{flag} must be between 0 and 1")));
+        }
     }
     let output = OutputDir::create(&options.out)?;
     let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
@@ -207,10 +223,20 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     let mut train_data = encode(&prepared, &train, &labels, &options.train)?;
     let mut teacher_accuracy = None;
     if options.ngram_teacher > 0.0 {
-        let (soft, accuracy) =
-            teacher_targets(&texts, &train_data.targets, labels.len(), options.ngram_teacher, sched.seed)?;
+        let (soft, accuracy) = teacher_targets(
+            &train_data.sequences,
+            &train_data.targets,
+            labels.len(),
+            options.ngram_teacher,
+            sched.seed,
+        )?;
         (train_data.soft, teacher_accuracy) = (Some(soft), Some(accuracy));
     }
+    // Fitted before the encoder trains, so that every dev evaluation (and the
+    // choice of the best epoch) scores what will be served.
+    let head = (options.ngram_head > 0.0)
+        .then(|| ngram::fit_head(&train_data.sequences, &train_data.targets, labels.len(), options.ngram_head as f32))
+        .transpose()?;
     let dev_data = encode(&prepared, &dev, &labels, &options.dev)?;
     let test_data = match (&test, &options.test) {
         (Some(examples), Some(path)) => Some(encode(&prepared, examples, &labels, path)?),
@@ -223,6 +249,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     tracing::info!(parameters, vocab, steps = train_loop.planned_steps(), "training");
     let mut steps = FitSteps {
         prepared: &prepared,
+        head: head.as_ref(),
         train: &train_data,
         dev: &dev_data,
         labels: &labels,
@@ -241,7 +268,8 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         return Err(TrainError::Invalid("the time budget ran out before the first training step".into()));
     };
     restore(&mut prepared, &best.weights)?;
-    let test_metrics = test_data.as_ref().map(|d| evaluate(&prepared, d, &labels, sched.device)).transpose()?;
+    let test_metrics =
+        test_data.as_ref().map(|d| evaluate(&prepared, head.as_ref(), d, &labels, sched.device)).transpose()?;
     let mut digest_files: Vec<&Path> = vec![&options.train, &options.dev];
     if let Some(t) = &options.test {
         digest_files.push(t);
@@ -251,6 +279,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         train_counts: label_counts(&train),
         best_epoch: best.epoch,
         teacher_accuracy,
+        ngram_head: head.as_ref().map(|_| options.ngram_head),
         dev: best.metrics,
         test: test_metrics,
         history,
@@ -260,7 +289,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         parameters,
         config: serde_json::to_value(&prepared.config).unwrap_or_default(),
     };
-    write_model_dir(&output, &prepared, &summary, &digest(&digest_files)?, sched.max_seq_len)?;
+    write_model_dir(&output, &prepared, head.as_ref(), &summary, &digest(&digest_files)?, sched.max_seq_len)?;
     output.commit()?;
     Ok(summary)
 }

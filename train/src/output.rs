@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use model::config::BertConfig;
 use model::dir::{save_weights, Meta, CONFIG_FILE, META_FILE, TOKENIZER_FILE, WEIGHTS_FILE};
+use model::ngram::{NgramHead, NGRAM_HEAD_FILE};
 use model::tokenize::TextEncoder;
 use tch::nn::VarStore;
 
@@ -97,10 +98,12 @@ pub fn write_checkpoint(
 }
 
 /// `fit`'s model directory: the checkpoint (with the data digest and headline
-/// metrics in `bertstream.json`), `metrics.json`, the text report and the chart.
+/// metrics in `bertstream.json`), the n-gram head if any, `metrics.json`, the
+/// text report and the chart.
 pub fn write_model_dir(
     out: &OutputDir,
     p: &Prepared,
+    head: Option<&NgramHead>,
     summary: &FitSummary,
     data_digest: &str,
     max_seq_len: usize,
@@ -114,6 +117,9 @@ pub fn write_model_dir(
         ..meta(max_seq_len)
     };
     write_checkpoint(dir, &p.config, &p.vs, &p.encoder, &meta)?;
+    if let Some(head) = head {
+        head.save(&dir.join(NGRAM_HEAD_FILE))?;
+    }
     write_json(&dir.join(METRICS_FILE), summary)?;
     let text = report::fit_report(summary);
     std::fs::write(dir.join(REPORT_FILE), &text).map_err(TrainError::io(dir.join(REPORT_FILE)))?;

@@ -63,6 +63,9 @@ pub fn fit_report(summary: &FitSummary) -> String {
     if let Some(accuracy) = summary.teacher_accuracy {
         let _ = writeln!(s, "targets mixed with the n-gram teacher's (out-of-fold accuracy {accuracy:.4} on train)");
     }
+    if let Some(share) = summary.ngram_head {
+        let _ = writeln!(s, "n-gram head mixed into the logits at share {share} (in the metrics below)");
+    }
     let _ = writeln!(s, "\n== dev (best checkpoint) ==\n{}", metrics_table(&summary.dev));
     if let Some(test) = &summary.test {
         let _ = writeln!(s, "== test ==\n{}", metrics_table(test));

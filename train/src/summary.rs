@@ -54,6 +54,8 @@ pub struct FitSummary {
     pub best_epoch: f64,
     /// `--ngram-teacher`'s out-of-fold accuracy on the training texts.
     pub teacher_accuracy: Option<f64>,
+    /// `--ngram-head`'s share of the served logits.
+    pub ngram_head: Option<f64>,
     pub dev: Metrics,
     pub test: Option<Metrics>,
     pub history: Vec<EpochRecord>,

@@ -28,6 +28,7 @@ fn options(split: &Path, out: &Path, epochs: usize) -> FitOptions {
         dropout: Some(0.1),
         eval_every: None,
         ngram_teacher: 0.0,
+        ngram_head: 0.0,
         schedule: small_schedule(epochs, 3e-3, 3),
     }
 }
@@ -171,6 +172,33 @@ fn ngram_teacher_predicts_the_folds_it_left_out_and_the_student_learns() {
     assert_beats_majority(&summary.dev);
     let bad = FitOptions { ngram_teacher: 1.5, out: tmp.path().join("x"), ..options(&data, &out, 1) };
     assert!(fit(&bad).expect_err("weight").to_string().contains("--ngram-teacher"));
+}
+
+/// `--ngram-head`: the head is written beside the weights, chosen epochs and
+/// metrics include it, `eval` applies it (and differs without it), and the
+/// Python reference beside transformers gives the same probabilities.
+#[test]
+fn ngram_head_is_served_as_fitted_and_as_the_python_reference_computes_it() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = split(tmp.path());
+    let out = tmp.path().join("model");
+    let summary = fit(&FitOptions { ngram_head: 0.5, ..options(&data, &out, 2) }).expect("fit");
+    assert_eq!(summary.ngram_head, Some(0.5));
+    assert_beats_majority(&summary.dev);
+    let head = out.join(model::ngram::NGRAM_HEAD_FILE);
+    assert!(head.is_file());
+    let dev = data.join("dev.tsv");
+    let with_head = evaluate_file(&out, &dev, None, &LoadOptions::default()).expect("eval");
+    let loss = |m: &bertstream_train::metrics::Metrics| m.loss.expect("loss");
+    assert_eq!(with_head.accuracy, summary.dev.accuracy);
+    assert!((loss(&with_head) - loss(&summary.dev)).abs() < 1e-6);
+    check_with_transformers(&out, tmp.path(), &data.join("test.tsv"));
+    std::fs::remove_file(&head).expect("remove head");
+    let without = evaluate_file(&out, &dev, None, &LoadOptions::default()).expect("eval");
+    assert!((loss(&without) - loss(&with_head)).abs() > 1e-3);
+    let bad = FitOptions { ngram_head: -0.1, out: tmp.path().join("x"), ..options(&data, &out, 1) };
+    assert!(fit(&bad).expect_err("share").to_string().contains("--ngram-head"));
 }
 
 #[test]

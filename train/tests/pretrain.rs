@@ -45,6 +45,7 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
         dropout: None,
         eval_every: None,
         ngram_teacher: 0.0,
+        ngram_head: 0.0,
         schedule: small_schedule(4, 3e-3, 5),
     };
     let fitted = fit(&fit_options).expect("fit --init");
