@@ -80,7 +80,7 @@ impl Classifier {
             Dtype::Fp16 => vs.half(),
             Dtype::Bf16 => vs.bfloat16(),
         }
-        let ngram_head = dir.ngram_head_path().map(|path| NgramHead::load(&path)).transpose()?;
+        let ngram_head = dir.ngram_head_path().map(|path| NgramHead::load(&path, &encoder)).transpose()?;
         if let Some(head) = ngram_head.as_ref().filter(|h| h.classes != labels.len()) {
             return Err(ModelError::BadConfig(format!(
                 "the n-gram head has {} classes but config.json {} labels",

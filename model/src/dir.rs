@@ -1,6 +1,7 @@
 //! The model directory (DESIGN.md, "Model directory"): `config.json`,
 //! `model.safetensors` with HF parameter names, `tokenizer.json` and/or
-//! `vocab.txt`, and `bertstream.json`. Loadable by transformers too.
+//! `vocab.txt`, `bertstream.json`, and the optional `ngram_head.safetensors`
+//! ([`crate::ngram`]). Loadable by transformers too.
 
 use std::borrow::Cow;
 use std::collections::HashMap;

@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use model::bert::Bf16Matmul;
 use model::ngram::NgramHead;
-use model::tokenize::EncodedBatch;
+use model::tokenize::{EncodedBatch, TextEncoder};
 use tch::{Device, Kind, Tensor};
 
 use crate::data::{digest, label_counts, read_tsv, Example, SplitMix64};
@@ -68,13 +68,14 @@ fn indices(rows: &[usize]) -> Tensor {
 /// n-gram teacher's out-of-fold probabilities. Also returns the teacher's accuracy.
 fn teacher_targets(
     sequences: &[Vec<i64>],
+    encoder: &TextEncoder,
     targets: &[usize],
     classes: usize,
     weight: f64,
     seed: u64,
 ) -> Result<(Tensor, f64)> {
     let started = Instant::now();
-    let teacher = ngram::teacher_probabilities(sequences, targets, classes, seed)?;
+    let teacher = ngram::teacher_probabilities(sequences, encoder, targets, classes, seed)?;
     let labels = indices(targets);
     let right = teacher.argmax(-1, false).eq_tensor(&labels).to_kind(Kind::Float);
     let accuracy = right.mean(Kind::Float).double_value(&[]);
@@ -225,6 +226,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     if options.ngram_teacher > 0.0 {
         let (soft, accuracy) = teacher_targets(
             &train_data.sequences,
+            &prepared.encoder,
             &train_data.targets,
             labels.len(),
             options.ngram_teacher,
@@ -235,7 +237,15 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     // Fitted before the encoder trains, so that every dev evaluation (and the
     // choice of the best epoch) scores what will be served.
     let head = (options.ngram_head > 0.0)
-        .then(|| ngram::fit_head(&train_data.sequences, &train_data.targets, labels.len(), options.ngram_head as f32))
+        .then(|| {
+            ngram::fit_head(
+                &train_data.sequences,
+                &prepared.encoder,
+                &train_data.targets,
+                labels.len(),
+                options.ngram_head as f32,
+            )
+        })
         .transpose()?;
     let dev_data = encode(&prepared, &dev, &labels, &options.dev)?;
     let test_data = match (&test, &options.test) {

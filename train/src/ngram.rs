@@ -1,5 +1,5 @@
 //! The n-gram model of `fit --ngram-teacher` and `fit --ngram-head`: TF-IDF
-//! over token 1-3-grams ([`model::ngram::NgramFeatures`]) and a logistic
+//! over character 1-3-grams ([`model::ngram::NgramFeatures`]) and a logistic
 //! regression, the classic strong baseline on small text sets.
 //!
 //! As a teacher it is fitted on the training texts in folds, so that each
@@ -9,6 +9,7 @@
 //! all training texts and served beside the encoder.
 
 use model::ngram::{linear_logits, NgramFeatures, NgramHead, MAX_ID};
+use model::tokenize::TextEncoder;
 use tch::Tensor;
 
 use crate::data::SplitMix64;
@@ -34,12 +35,12 @@ impl Features {
     }
 }
 
-fn check(sequences: &[Vec<i64>], minimum: usize, flag: &str) -> Result<()> {
+fn check(sequences: &[Vec<i64>], encoder: &TextEncoder, minimum: usize, flag: &str) -> Result<()> {
     if sequences.len() < minimum {
         return Err(TrainError::Invalid(format!("{flag} needs at least {minimum} training texts")));
     }
-    if sequences.iter().flatten().any(|&id| !(0..MAX_ID).contains(&id)) {
-        return Err(TrainError::Invalid(format!("{flag} needs token ids below {MAX_ID}: the vocabulary is too large")));
+    if encoder.vocab_size() as i64 > MAX_ID {
+        return Err(TrainError::Invalid(format!("{flag} needs a vocabulary of at most {MAX_ID} tokens")));
     }
     Ok(())
 }
@@ -90,9 +91,15 @@ fn fit_weights(x: &Features, rows: &[usize], targets: &[usize], classes: usize) 
 }
 
 /// `--ngram-head SHARE`: the n-gram model fitted on all training sequences.
-pub fn fit_head(sequences: &[Vec<i64>], targets: &[usize], classes: usize, share: f32) -> Result<NgramHead> {
-    check(sequences, 2, "--ngram-head")?;
-    let features = NgramFeatures::fit(sequences);
+pub fn fit_head(
+    sequences: &[Vec<i64>],
+    encoder: &TextEncoder,
+    targets: &[usize],
+    classes: usize,
+    share: f32,
+) -> Result<NgramHead> {
+    check(sequences, encoder, 2, "--ngram-head")?;
+    let features = NgramFeatures::fit(sequences, encoder);
     let x = Features::new(&features, sequences);
     let rows: Vec<usize> = (0..sequences.len()).collect();
     let weights = fit_weights(&x, &rows, targets, classes);
@@ -102,9 +109,15 @@ pub fn fit_head(sequences: &[Vec<i64>], targets: &[usize], classes: usize, share
 /// Out-of-fold probabilities `[texts, classes]` of the n-gram model for each
 /// training sequence (`targets` are class indices), from 5 folds shuffled by `seed`.
 /// The columns come from all training texts; no label is involved in them.
-pub fn teacher_probabilities(sequences: &[Vec<i64>], targets: &[usize], classes: usize, seed: u64) -> Result<Tensor> {
-    check(sequences, 2 * FOLDS, "--ngram-teacher")?;
-    let x = Features::new(&NgramFeatures::fit(sequences), sequences);
+pub fn teacher_probabilities(
+    sequences: &[Vec<i64>],
+    encoder: &TextEncoder,
+    targets: &[usize],
+    classes: usize,
+    seed: u64,
+) -> Result<Tensor> {
+    check(sequences, encoder, 2 * FOLDS, "--ngram-teacher")?;
+    let x = Features::new(&NgramFeatures::fit(sequences, encoder), sequences);
     let mut order: Vec<usize> = (0..sequences.len()).collect();
     SplitMix64::new(seed).shuffle(&mut order);
     let fold_of = |fold: usize| -> (Vec<usize>, Vec<usize>) {
@@ -143,19 +156,29 @@ mod tests {
     const GOOD: [&str; 10] = ["很好", "好用", "不错", "很好看", "非常好", "好评", "满意", "很满意", "不错哦", "好好"];
     const BAD: [&str; 10] = ["很差", "差评", "失望", "太差", "很失望", "差劲", "不满意", "退货", "差差", "垃圾差"];
 
-    /// Characters as token ids, between [CLS] = 1 and [SEP] = 2.
-    fn ids(text: &str) -> Vec<i64> {
-        std::iter::once(1).chain(text.chars().map(|c| i64::from(u32::from(c)))).chain([2]).collect()
+    /// An encoder that knows every character of the texts above, one token each.
+    fn encoder() -> TextEncoder {
+        let mut chars: Vec<char> = GOOD.iter().chain(&BAD).flat_map(|t| t.chars()).collect();
+        chars.sort_unstable();
+        chars.dedup();
+        let vocab =
+            ["[PAD]", "[UNK]", "[CLS]", "[SEP]"].map(String::from).into_iter().chain(chars.iter().map(char::to_string));
+        let dir = tempfile::tempdir().expect("temp dir");
+        let path = dir.path().join("vocab.txt");
+        std::fs::write(&path, vocab.collect::<Vec<_>>().join("\n")).expect("vocab");
+        TextEncoder::from_vocab(&path, true, true, 32).expect("encoder")
     }
 
-    fn data() -> (Vec<Vec<i64>>, Vec<usize>) {
-        (GOOD.iter().chain(&BAD).map(|t| ids(t)).collect(), (0..20).map(|i| usize::from(i >= 10)).collect())
+    fn data(e: &TextEncoder) -> (Vec<Vec<i64>>, Vec<usize>) {
+        let texts: Vec<&str> = GOOD.iter().chain(&BAD).copied().collect();
+        (e.encode_all(&texts).expect("encode"), (0..20).map(|i| usize::from(i >= 10)).collect())
     }
 
     #[test]
     fn the_teacher_predicts_texts_it_never_saw() {
-        let (sequences, targets) = data();
-        let p = teacher_probabilities(&sequences, &targets, 2, 1).expect("teacher");
+        let e = encoder();
+        let (sequences, targets) = data(&e);
+        let p = teacher_probabilities(&sequences, &e, &targets, 2, 1).expect("teacher");
         assert_eq!(p.size(), [20, 2]);
         let sums = p.sum_dim_intlist(-1, false, Kind::Float);
         assert!(sums.allclose(&Tensor::ones([20], (Kind::Float, Device::Cpu)), 1e-5, 1e-5, false));
@@ -166,13 +189,14 @@ mod tests {
 
     #[test]
     fn the_head_separates_new_texts_by_their_ngrams() {
-        let (sequences, targets) = data();
-        let head = fit_head(&sequences, &targets, 2, 0.5).expect("head");
+        let e = encoder();
+        let (sequences, targets) = data(&e);
+        let head = fit_head(&sequences, &e, &targets, 2, 0.5).expect("head");
         for (text, class) in [("很好很满意", 0), ("很差很失望", 1)] {
-            let logits = linear_logits(&head.features.row(&ids(text)), &head.weights, 2);
+            let logits = linear_logits(&head.features.row(&e.encode(text).expect("encode")), &head.weights, 2);
             assert_eq!(usize::from(logits[1] > logits[0]), class, "{text}: {logits:?}");
         }
-        let err = fit_head(&[vec![MAX_ID], vec![1]], &[0, 1], 2, 0.5).expect_err("refused").to_string();
-        assert!(err.contains("token ids below"), "{err}");
+        let err = fit_head(&sequences[..1], &e, &targets, 2, 0.5).expect_err("refused").to_string();
+        assert!(err.contains("at least 2"), "{err}");
     }
 }
