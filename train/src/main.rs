@@ -127,12 +127,12 @@ struct FitArgs {
     /// Also evaluate on dev every N steps (default: once per epoch).
     #[arg(long)]
     eval_every: Option<usize>,
-    /// Weight (0-1) of a teacher in the training targets: a TF-IDF token 1-3-gram logistic regression
+    /// Weight (0-1) of a teacher in the training targets: a TF-IDF character 1-3-gram logistic regression
     /// fitted on the training texts in 5 folds, each text's probabilities from the fold that left it out;
     /// a target becomes (1 - W) x label + W x teacher. 0: off. Small data sets gain most (docs/training.md).
     #[arg(long, default_value_t = 0.0)]
     ngram_teacher: f64,
-    /// Serve an n-gram model beside the encoder: TF-IDF of token 1-3-grams and a logistic regression
+    /// Serve an n-gram model beside the encoder: TF-IDF of character 1-3-grams and a logistic regression
     /// fitted on all training texts, its logits mixed in at this share (written as ngram_head.safetensors;
     /// eval, predict and the worker apply it; transformers does not). 0: off. See docs/training.md.
     #[arg(long, default_value_t = 0.0)]
