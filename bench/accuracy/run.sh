@@ -62,7 +62,7 @@ TRANSFER="${TRANSFER:-none}"
 if [[ $TRANSFER == snownlp ]]; then
     FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 10 --dropout 0.2 --ngram-teacher 0.7 --ngram-head 0.5}"
 else
-    FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 3 --dropout 0.1 --ngram-teacher 0.5}"
+    FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 3 --dropout 0.1 --ngram-teacher 0.5 --ngram-head 0.5}"
 fi
 TRANSFER_BUDGET="${TRANSFER_BUDGET:-60}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"
