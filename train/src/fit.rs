@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use model::bert::Bf16Matmul;
 use model::ngram::NgramHead;
-use model::tokenize::{EncodedBatch, TextEncoder};
+use model::tokenize::EncodedBatch;
 use tch::{Device, Kind, Tensor};
 
 use crate::data::{digest, label_counts, read_tsv, Example, SplitMix64};
@@ -17,7 +17,7 @@ use crate::error::{Result, TrainError};
 use crate::evaluate::{label_indices, metrics_from_scores, score_all};
 use crate::init::{prepare, PrepareArgs, Prepared, Start};
 use crate::metrics::Metrics;
-use crate::ngram;
+use crate::ngram::{self, TrainingNgrams};
 use crate::optim::{cross_entropy, soft_cross_entropy};
 use crate::output::{write_model_dir, OutputDir};
 use crate::summary::{EpochRecord, FitSummary};
@@ -67,15 +67,14 @@ fn indices(rows: &[usize]) -> Tensor {
 /// `--ngram-teacher W`: each training target becomes (1 - W) x its label + W x the
 /// n-gram teacher's out-of-fold probabilities. Also returns the teacher's accuracy.
 fn teacher_targets(
-    sequences: &[Vec<i64>],
-    encoder: &TextEncoder,
+    ngrams: &TrainingNgrams,
     targets: &[usize],
     classes: usize,
     weight: f64,
     seed: u64,
 ) -> Result<(Tensor, f64)> {
     let started = Instant::now();
-    let teacher = ngram::teacher_probabilities(sequences, encoder, targets, classes, seed)?;
+    let teacher = ngram::teacher_probabilities(ngrams, targets, classes, seed)?;
     let labels = indices(targets);
     let right = teacher.argmax(-1, false).eq_tensor(&labels).to_kind(Kind::Float);
     let accuracy = right.mean(Kind::Float).double_value(&[]);
@@ -90,9 +89,9 @@ fn evaluate(p: &Prepared, head: Option<&NgramHead>, data: &Data, labels: &[Strin
     let _fp32 = Bf16Matmul::set(false);
     let scores = score_all(&data.sequences, p.encoder.pad_id(), 64, |b| {
         let (ids, mask) = b.to_tensors(device);
-        let logits = p.model.forward_t(&ids, mask.as_ref(), false).to_kind(Kind::Float).to_device(Device::Cpu);
+        let logits = p.model.forward_t(&ids, mask.as_ref(), false).to_kind(Kind::Float);
         match head {
-            Some(head) => Ok(head.mix(&logits, &b.ids, &b.mask, b.seq_len)?),
+            Some(head) => Ok(head.mix(&logits.to_device(Device::Cpu), &b.ids, &b.mask, b.seq_len)?),
             None => Ok(logits),
         }
     })?;
@@ -222,31 +221,20 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     };
     let mut prepared = prepare(&options.start, &args, output.path())?;
     let mut train_data = encode(&prepared, &train, &labels, &options.train)?;
-    let mut teacher_accuracy = None;
-    if options.ngram_teacher > 0.0 {
-        let (soft, accuracy) = teacher_targets(
-            &train_data.sequences,
-            &prepared.encoder,
-            &train_data.targets,
-            labels.len(),
-            options.ngram_teacher,
-            sched.seed,
-        )?;
-        (train_data.soft, teacher_accuracy) = (Some(soft), Some(accuracy));
+    let (mut teacher_accuracy, mut head) = (None, None);
+    if options.ngram_teacher > 0.0 || options.ngram_head > 0.0 {
+        let ngrams = TrainingNgrams::new(&train_data.sequences, &prepared.encoder)?;
+        if options.ngram_teacher > 0.0 {
+            let (soft, accuracy) =
+                teacher_targets(&ngrams, &train_data.targets, labels.len(), options.ngram_teacher, sched.seed)?;
+            (train_data.soft, teacher_accuracy) = (Some(soft), Some(accuracy));
+        }
+        // Fitted before the encoder trains, so that every dev evaluation (and
+        // the choice of the best epoch) scores what will be served.
+        if options.ngram_head > 0.0 {
+            head = Some(ngram::fit_head(&ngrams, &train_data.targets, labels.len(), options.ngram_head as f32)?);
+        }
     }
-    // Fitted before the encoder trains, so that every dev evaluation (and the
-    // choice of the best epoch) scores what will be served.
-    let head = (options.ngram_head > 0.0)
-        .then(|| {
-            ngram::fit_head(
-                &train_data.sequences,
-                &prepared.encoder,
-                &train_data.targets,
-                labels.len(),
-                options.ngram_head as f32,
-            )
-        })
-        .transpose()?;
     let dev_data = encode(&prepared, &dev, &labels, &options.dev)?;
     let test_data = match (&test, &options.test) {
         (Some(examples), Some(path)) => Some(encode(&prepared, examples, &labels, path)?),

@@ -23,26 +23,29 @@ const C: f64 = 10.0;
 const STEPS: usize = 200;
 const LEARNING_RATE: f64 = 0.1;
 
-/// Training texts as sparse TF-IDF rows.
-struct Features {
+/// The training texts' n-gram columns (from all of them; no label is
+/// involved) and their sparse TF-IDF rows, made once for the teacher and the head.
+pub struct TrainingNgrams {
+    features: NgramFeatures,
     rows: Vec<Vec<(usize, f32)>>,
-    columns: usize,
 }
 
-impl Features {
-    fn new(features: &NgramFeatures, sequences: &[Vec<i64>]) -> Self {
-        Self { rows: sequences.iter().map(|s| features.row(s)).collect(), columns: features.len() }
+impl TrainingNgrams {
+    pub fn new(sequences: &[Vec<i64>], encoder: &TextEncoder) -> Result<Self> {
+        if encoder.vocab_size() as i64 > MAX_ID {
+            return Err(TrainError::Invalid(format!("the n-gram model needs a vocabulary of at most {MAX_ID} tokens")));
+        }
+        let features = NgramFeatures::fit(sequences, encoder);
+        let rows = sequences.iter().map(|s| features.row(s)).collect();
+        Ok(Self { features, rows })
     }
-}
 
-fn check(sequences: &[Vec<i64>], encoder: &TextEncoder, minimum: usize, flag: &str) -> Result<()> {
-    if sequences.len() < minimum {
-        return Err(TrainError::Invalid(format!("{flag} needs at least {minimum} training texts")));
+    fn require(&self, minimum: usize, flag: &str) -> Result<()> {
+        if self.rows.len() < minimum {
+            return Err(TrainError::Invalid(format!("{flag} needs at least {minimum} training texts")));
+        }
+        Ok(())
     }
-    if encoder.vocab_size() as i64 > MAX_ID {
-        return Err(TrainError::Invalid(format!("{flag} needs a vocabulary of at most {MAX_ID} tokens")));
-    }
-    Ok(())
 }
 
 /// Softmax of the linear model `weights` on one row.
@@ -56,8 +59,8 @@ fn probabilities(row: &[(usize, f32)], weights: &[f32], classes: usize) -> Vec<f
 
 /// Fits the L2-penalised softmax regression on `rows` (full-batch Adam, as
 /// torch computes it) and returns its weights as [`linear_logits`] takes them.
-fn fit_weights(x: &Features, rows: &[usize], targets: &[usize], classes: usize) -> Vec<f32> {
-    let size = x.columns * classes + classes;
+fn fit_weights(x: &TrainingNgrams, rows: &[usize], targets: &[usize], classes: usize) -> Vec<f32> {
+    let size = x.features.len() * classes + classes;
     let (mut weights, mut grad, mut m, mut v) =
         (vec![0f32; size], vec![0f32; size], vec![0f32; size], vec![0f32; size]);
     let n = rows.len() as f32;
@@ -90,35 +93,20 @@ fn fit_weights(x: &Features, rows: &[usize], targets: &[usize], classes: usize) 
     weights
 }
 
-/// `--ngram-head SHARE`: the n-gram model fitted on all training sequences.
-pub fn fit_head(
-    sequences: &[Vec<i64>],
-    encoder: &TextEncoder,
-    targets: &[usize],
-    classes: usize,
-    share: f32,
-) -> Result<NgramHead> {
-    check(sequences, encoder, 2, "--ngram-head")?;
-    let features = NgramFeatures::fit(sequences, encoder);
-    let x = Features::new(&features, sequences);
-    let rows: Vec<usize> = (0..sequences.len()).collect();
-    let weights = fit_weights(&x, &rows, targets, classes);
-    Ok(NgramHead { features, weights, classes, share })
+/// `--ngram-head SHARE`: the n-gram model fitted on all training texts.
+pub fn fit_head(x: &TrainingNgrams, targets: &[usize], classes: usize, share: f32) -> Result<NgramHead> {
+    x.require(2, "--ngram-head")?;
+    let rows: Vec<usize> = (0..x.rows.len()).collect();
+    let weights = fit_weights(x, &rows, targets, classes);
+    Ok(NgramHead { features: x.features.clone(), weights, classes, share })
 }
 
 /// Out-of-fold probabilities `[texts, classes]` of the n-gram model for each
-/// training sequence (`targets` are class indices), from 5 folds shuffled by `seed`.
-/// The columns come from all training texts; no label is involved in them.
-pub fn teacher_probabilities(
-    sequences: &[Vec<i64>],
-    encoder: &TextEncoder,
-    targets: &[usize],
-    classes: usize,
-    seed: u64,
-) -> Result<Tensor> {
-    check(sequences, encoder, 2 * FOLDS, "--ngram-teacher")?;
-    let x = Features::new(&NgramFeatures::fit(sequences, encoder), sequences);
-    let mut order: Vec<usize> = (0..sequences.len()).collect();
+/// training text (`targets` are class indices), from 5 folds shuffled by `seed`.
+pub fn teacher_probabilities(x: &TrainingNgrams, targets: &[usize], classes: usize, seed: u64) -> Result<Tensor> {
+    x.require(2 * FOLDS, "--ngram-teacher")?;
+    let texts = x.rows.len();
+    let mut order: Vec<usize> = (0..texts).collect();
     SplitMix64::new(seed).shuffle(&mut order);
     let fold_of = |fold: usize| -> (Vec<usize>, Vec<usize>) {
         let (held_out, rows): (Vec<_>, Vec<_>) = order.iter().enumerate().partition(|&(i, _)| i % FOLDS == fold);
@@ -129,7 +117,6 @@ pub fn teacher_probabilities(
         let running: Vec<_> = (0..FOLDS)
             .map(|fold| {
                 let (held_out, rows) = fold_of(fold);
-                let x = &x;
                 scope.spawn(move || {
                     let weights = fit_weights(x, &rows, targets, classes);
                     let p = held_out.iter().map(|&r| probabilities(&x.rows[r], &weights, classes)).collect();
@@ -139,13 +126,13 @@ pub fn teacher_probabilities(
             .collect();
         running.into_iter().map(|t| t.join().expect("n-gram teacher thread")).collect()
     });
-    let mut probabilities = vec![0f32; sequences.len() * classes];
+    let mut probabilities = vec![0f32; texts * classes];
     for (held_out, p) in folds {
         for (r, p) in held_out.into_iter().zip(p) {
             probabilities[r * classes..(r + 1) * classes].copy_from_slice(&p);
         }
     }
-    Ok(Tensor::from_slice(&probabilities).view([sequences.len() as i64, classes as i64]))
+    Ok(Tensor::from_slice(&probabilities).view([texts as i64, classes as i64]))
 }
 
 #[cfg(test)]
@@ -178,7 +165,8 @@ mod tests {
     fn the_teacher_predicts_texts_it_never_saw() {
         let e = encoder();
         let (sequences, targets) = data(&e);
-        let p = teacher_probabilities(&sequences, &e, &targets, 2, 1).expect("teacher");
+        let x = TrainingNgrams::new(&sequences, &e).expect("n-grams");
+        let p = teacher_probabilities(&x, &targets, 2, 1).expect("teacher");
         assert_eq!(p.size(), [20, 2]);
         let sums = p.sum_dim_intlist(-1, false, Kind::Float);
         assert!(sums.allclose(&Tensor::ones([20], (Kind::Float, Device::Cpu)), 1e-5, 1e-5, false));
@@ -191,12 +179,13 @@ mod tests {
     fn the_head_separates_new_texts_by_their_ngrams() {
         let e = encoder();
         let (sequences, targets) = data(&e);
-        let head = fit_head(&sequences, &e, &targets, 2, 0.5).expect("head");
+        let head = fit_head(&TrainingNgrams::new(&sequences, &e).expect("n-grams"), &targets, 2, 0.5).expect("head");
         for (text, class) in [("很好很满意", 0), ("很差很失望", 1)] {
             let logits = linear_logits(&head.features.row(&e.encode(text).expect("encode")), &head.weights, 2);
             assert_eq!(usize::from(logits[1] > logits[0]), class, "{text}: {logits:?}");
         }
-        let err = fit_head(&sequences[..1], &e, &targets, 2, 0.5).expect_err("refused").to_string();
+        let one = TrainingNgrams::new(&sequences[..1], &e).expect("n-grams");
+        let err = fit_head(&one, &targets, 2, 0.5).expect_err("refused").to_string();
         assert!(err.contains("at least 2"), "{err}");
     }
 }
