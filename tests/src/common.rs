@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use model::ngram::{NgramFeatures, NgramHead, NGRAM_HEAD_FILE};
+use model::{Classifier, LoadOptions};
+
 /// A name no other test uses.
 pub fn unique(prefix: &str) -> String {
     format!("{prefix}-{:016x}", rand_u64())
@@ -82,6 +85,23 @@ save_file(weights, path, metadata={"format": "pt"})
         .status()
         .expect("python runs");
     assert!(status.success(), "writing the NaN model");
+    dir
+}
+
+/// The tiny model with an n-gram head (`fit --ngram-head 0.5`) over the
+/// n-grams of `texts`: each n-gram pushes one label (by its column), strongly
+/// enough that the head changes some of the encoder's labels.
+pub fn tiny_model_with_ngram_head(name: &str, texts: &[&str]) -> PathBuf {
+    let dir = tiny_model_variant(name, |_| {});
+    let classifier = Classifier::load(&dir, &LoadOptions::default()).expect("tiny model");
+    let encoder = classifier.encoder();
+    let features = NgramFeatures::fit(&encoder.encode_all(texts).expect("encode"), encoder);
+    let classes = classifier.labels().len();
+    let mut weights: Vec<f32> =
+        (0..features.len() * classes).map(|i| if (i / classes) % classes == i % classes { 8.0 } else { 0.0 }).collect();
+    weights.extend(vec![0.0; classes]);
+    let head = NgramHead { features, weights, classes, share: 0.5 };
+    head.save(&dir.join(NGRAM_HEAD_FILE)).expect("write the head");
     dir
 }
 

@@ -15,8 +15,8 @@ pub mod otlp;
 pub mod process;
 
 pub use common::{
-    python, repo_root, tiny_model, tiny_model_reversed, tiny_model_variant, tiny_model_with_nan_token, unique,
-    wait_until,
+    python, repo_root, tiny_model, tiny_model_reversed, tiny_model_variant, tiny_model_with_nan_token,
+    tiny_model_with_ngram_head, unique, wait_until,
 };
 pub use db::{
     admin_database_url, database_name, fresh_database, prediction_rows, set_database_available, stored_count,

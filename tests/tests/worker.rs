@@ -4,6 +4,7 @@
 use std::time::Duration;
 
 use bertstream_tests::*;
+use model::{Classifier, LoadOptions};
 
 const STEADY: Duration = Duration::from_secs(180);
 
@@ -171,6 +172,41 @@ async fn texts_the_model_scores_as_nan_go_to_the_dlq_and_the_stream_goes_on() {
     for record in &ledger.dlq {
         assert_eq!(header(record, "error.kind"), "non_finite", "{}", record.key_str());
         assert!(header(record, "error.message").contains("NaN"), "{}", header(record, "error.message"));
+    }
+}
+
+/// A model fitted with `--ngram-head`: the worker serves the encoder and the
+/// head mixed, as `Classifier` computes it for `eval`, `predict` and
+/// `/v1/classify`, not the encoder alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_with_an_ngram_head_is_served_with_its_head() {
+    let texts: Vec<String> = (0..60).map(sample_text).collect();
+    let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
+    let model = tiny_model_with_ngram_head("head-model", &texts);
+    let options = LoadOptions::default();
+    let expected = Classifier::load(&model, &options).expect("head model").predict(&texts).expect("predict");
+    let encoder_alone = Classifier::load(tiny_model(), &options).expect("tiny model").predict(&texts).expect("predict");
+    let changed = expected.iter().zip(&encoder_alone).filter(|(a, b)| a.label != b.label).count();
+    assert!(changed > 0, "the head changes no label: the test would not see it missing");
+
+    let topics = Topics::create(2).await;
+    let db = fresh_database().await;
+    let records: Vec<_> = texts.iter().enumerate().map(|(i, text)| review(&format!("h-{i}"), text)).collect();
+    publish(&topics.input, &records).await;
+    let mut worker = Worker::start(&topics, &db, &[("MODEL_DIR", model.to_str().expect("utf-8"))]);
+    wait_until(STEADY, "60 rows", || async { stored_count(&db).await == 60 }).await;
+    let ledger = stop_and_audit([&mut worker], &topics, &db).await;
+    assert_eq!(ledger.output.len(), 60);
+    let labels = Classifier::load(&model, &options).expect("head model").labels().to_vec();
+    for record in &ledger.output {
+        let got: schemas::ClassificationV1 =
+            serde_json::from_slice(record.value.as_deref().expect("value")).expect("ClassificationV1");
+        assert!(got.model.starts_with("head-model@"), "{}", got.model);
+        let want = &expected[got.id["h-".len()..].parse::<usize>().expect("id")];
+        assert_eq!(got.label, want.label, "{}", got.id);
+        for (label, p) in labels.iter().zip(&want.scores) {
+            assert!((got.scores[label] - p).abs() < 1e-4, "{}: {label} {} vs {p}", got.id, got.scores[label]);
+        }
     }
 }
 
