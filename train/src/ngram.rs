@@ -6,7 +6,9 @@
 //! text's probabilities come from a model that never saw its label (one that
 //! had would only repeat the label). A student trained toward them learns what
 //! the n-grams know on top of what it finds itself. As a head it is fitted on
-//! all training texts and served beside the encoder.
+//! all training texts and served beside the encoder; `--ngram-joint` trains the
+//! encoder beside it, the out-of-fold probabilities standing in for the head
+//! (which has memorised the training texts).
 
 use model::ngram::{linear_logits, NgramFeatures, NgramHead, MAX_ID};
 use model::tokenize::TextEncoder;
@@ -103,8 +105,8 @@ pub fn fit_head(x: &TrainingNgrams, targets: &[usize], classes: usize, share: f3
 
 /// Out-of-fold probabilities `[texts, classes]` of the n-gram model for each
 /// training text (`targets` are class indices), from 5 folds shuffled by `seed`.
-pub fn teacher_probabilities(x: &TrainingNgrams, targets: &[usize], classes: usize, seed: u64) -> Result<Tensor> {
-    x.require(2 * FOLDS, "--ngram-teacher")?;
+pub fn out_of_fold_probabilities(x: &TrainingNgrams, targets: &[usize], classes: usize, seed: u64) -> Result<Tensor> {
+    x.require(2 * FOLDS, "--ngram-teacher (or --ngram-joint)")?;
     let texts = x.rows.len();
     let mut order: Vec<usize> = (0..texts).collect();
     SplitMix64::new(seed).shuffle(&mut order);
@@ -166,7 +168,7 @@ mod tests {
         let e = encoder();
         let (sequences, targets) = data(&e);
         let x = TrainingNgrams::new(&sequences, &e).expect("n-grams");
-        let p = teacher_probabilities(&x, &targets, 2, 1).expect("teacher");
+        let p = out_of_fold_probabilities(&x, &targets, 2, 1).expect("teacher");
         assert_eq!(p.size(), [20, 2]);
         let sums = p.sum_dim_intlist(-1, false, Kind::Float);
         assert!(sums.allclose(&Tensor::ones([20], (Kind::Float, Device::Cpu)), 1e-5, 1e-5, false));

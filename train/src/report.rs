@@ -64,7 +64,8 @@ pub fn fit_report(summary: &FitSummary) -> String {
         let _ = writeln!(s, "targets mixed with the n-gram teacher's (out-of-fold accuracy {accuracy:.4} on train)");
     }
     if let Some(share) = summary.ngram_head {
-        let _ = writeln!(s, "n-gram head mixed into the logits at share {share} (in the metrics below)");
+        let trained = if summary.ngram_joint { ", the encoder trained beside it" } else { "" };
+        let _ = writeln!(s, "n-gram head mixed into the logits at share {share}{trained} (in the metrics below)");
     }
     let _ = writeln!(s, "\n== dev (best checkpoint) ==\n{}", metrics_table(&summary.dev));
     if let Some(test) = &summary.test {

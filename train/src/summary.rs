@@ -56,6 +56,8 @@ pub struct FitSummary {
     pub teacher_accuracy: Option<f64>,
     /// `--ngram-head`'s share of the served logits.
     pub ngram_head: Option<f64>,
+    /// `--ngram-joint`: the encoder was trained beside the head.
+    pub ngram_joint: bool,
     pub dev: Metrics,
     pub test: Option<Metrics>,
     pub history: Vec<EpochRecord>,

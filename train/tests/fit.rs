@@ -29,6 +29,7 @@ fn options(split: &Path, out: &Path, epochs: usize) -> FitOptions {
         eval_every: None,
         ngram_teacher: 0.0,
         ngram_head: 0.0,
+        ngram_joint: false,
         schedule: small_schedule(epochs, 3e-3, 3),
     }
 }
@@ -199,6 +200,26 @@ fn ngram_head_is_served_as_fitted_and_as_the_python_reference_computes_it() {
     assert!((loss(&without) - loss(&with_head)).abs() > 1e-3);
     let bad = FitOptions { ngram_head: -0.1, out: tmp.path().join("x"), ..options(&data, &out, 1) };
     assert!(fit(&bad).expect_err("share").to_string().contains("--ngram-head"));
+}
+
+/// `--ngram-joint`: the encoder trained beside the head, toward labels with
+/// the n-gram model's out-of-fold log-probabilities mixed into its logits,
+/// learns other weights than the encoder trained alone, still learns, and
+/// needs a head.
+#[test]
+fn ngram_joint_trains_the_encoder_beside_the_head() {
+    let _serial = serial();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let data = split(tmp.path());
+    let (alone, joint) = (tmp.path().join("alone"), tmp.path().join("joint"));
+    fit(&FitOptions { ngram_head: 0.5, ..options(&data, &alone, 2) }).expect("fit alone");
+    let summary = fit(&FitOptions { ngram_head: 0.5, ngram_joint: true, ..options(&data, &joint, 2) }).expect("fit");
+    assert!(summary.ngram_joint);
+    assert_beats_majority(&summary.dev);
+    let weights = |dir: &Path| std::fs::read(dir.join("model.safetensors")).expect("weights");
+    assert_ne!(weights(&alone), weights(&joint));
+    let no_head = FitOptions { ngram_joint: true, out: tmp.path().join("x"), ..options(&data, &joint, 1) };
+    assert!(fit(&no_head).expect_err("needs a head").to_string().contains("--ngram-head"));
 }
 
 #[test]

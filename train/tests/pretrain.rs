@@ -46,6 +46,7 @@ fn pretrain_learns_loads_in_transformers_and_fine_tunes() {
         eval_every: None,
         ngram_teacher: 0.0,
         ngram_head: 0.0,
+        ngram_joint: false,
         schedule: small_schedule(4, 3e-3, 5),
     };
     let fitted = fit(&fit_options).expect("fit --init");
