@@ -3,8 +3,9 @@ use std::path::PathBuf;
 /// Everything that can go wrong loading or running a model; each names what it is about.
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// Not a `source`: the message holds it already, and `{:#}` would print it twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("model directory {dir}: missing {what}")]
     MissingFile { dir: PathBuf, what: String },
     #[error("{path}: {message}")]
@@ -41,7 +42,7 @@ impl ModelError {
 
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| ModelError::Io { path, source }
+        move |error| ModelError::Io { path, error }
     }
 }
 

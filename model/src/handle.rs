@@ -69,7 +69,7 @@ impl ClassifierHandle {
                     let _ = job.reply.send(result);
                 }
             })
-            .map_err(|e| ModelError::Io { path: "model thread".into(), source: e })?;
+            .map_err(|e| ModelError::Io { path: "model thread".into(), error: e })?;
         let (info, encoder) = ready_rx.recv().map_err(|_| ModelError::ThreadGone)??;
         Ok(Self { jobs, info: Arc::new(info), encoder })
     }

@@ -5,8 +5,9 @@ use model::ModelError;
 /// What can go wrong preparing data, training or evaluating; each names its file (and line).
 #[derive(Debug, thiserror::Error)]
 pub enum TrainError {
-    #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    /// Not a `source`: the message holds it already, and `{:#}` would print it twice.
+    #[error("{path}: {error}")]
+    Io { path: PathBuf, error: std::io::Error },
     #[error("{path}:{line}: {message}")]
     BadLine { path: PathBuf, line: usize, message: String },
     #[error("{0}: no examples (the file is empty or holds only a header)")]
@@ -24,7 +25,7 @@ pub enum TrainError {
 impl TrainError {
     pub(crate) fn io(path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Self {
         let path = path.into();
-        move |source| TrainError::Io { path, source }
+        move |error| TrainError::Io { path, error }
     }
 }
 
