@@ -184,7 +184,8 @@ async fn a_model_with_an_ngram_head_is_served_with_its_head() {
     let texts: Vec<&str> = texts.iter().map(String::as_str).collect();
     let model = tiny_model_with_ngram_head("head-model", &texts);
     let options = LoadOptions::default();
-    let expected = Classifier::load(&model, &options).expect("head model").predict(&texts).expect("predict");
+    let served = Classifier::load(&model, &options).expect("head model");
+    let expected = served.predict(&texts).expect("predict");
     let encoder_alone = Classifier::load(tiny_model(), &options).expect("tiny model").predict(&texts).expect("predict");
     let changed = expected.iter().zip(&encoder_alone).filter(|(a, b)| a.label != b.label).count();
     assert!(changed > 0, "the head changes no label: the test would not see it missing");
@@ -197,7 +198,7 @@ async fn a_model_with_an_ngram_head_is_served_with_its_head() {
     wait_until(STEADY, "60 rows", || async { stored_count(&db).await == 60 }).await;
     let ledger = stop_and_audit([&mut worker], &topics, &db).await;
     assert_eq!(ledger.output.len(), 60);
-    let labels = Classifier::load(&model, &options).expect("head model").labels().to_vec();
+    let labels = served.labels();
     for record in &ledger.output {
         let got: schemas::ClassificationV1 =
             serde_json::from_slice(record.value.as_deref().expect("value")).expect("ClassificationV1");

@@ -154,15 +154,16 @@ impl Steps for FitSteps<'_> {
     fn loss(&mut self, rows: &[usize], _rng: &mut SplitMix64) -> Result<Tensor> {
         let (ids, mask, targets) = to_tensors(self.train, rows, self.prepared.encoder.pad_id(), self.device);
         let mut logits = self.prepared.model.forward_t(&ids, mask.as_ref(), true);
+        let picked = indices(rows);
         // As the head will be mixed in when served, but with the log-probabilities of
         // n-gram models that never saw the text: the full head has memorised the training texts.
         if let (Some(beside), Some(head)) = (&self.train.beside, self.head) {
             let share = f64::from(head.share);
-            logits = logits * (1.0 - share) + beside.index_select(0, &indices(rows)).to_device(self.device) * share;
+            logits = logits * (1.0 - share) + beside.index_select(0, &picked).to_device(self.device) * share;
         }
         let loss = match &self.train.soft {
             None => cross_entropy(&logits, &targets),
-            Some(soft) => soft_cross_entropy(&logits, &soft.index_select(0, &indices(rows)).to_device(self.device)),
+            Some(soft) => soft_cross_entropy(&logits, &soft.index_select(0, &picked).to_device(self.device)),
         };
         self.loss_sum += loss.double_value(&[]);
         self.loss_count += 1;
