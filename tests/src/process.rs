@@ -121,6 +121,12 @@ impl Worker {
     pub fn url(&self, path: &str) -> String {
         format!("http://127.0.0.1:{}{path}", self.http_port)
     }
+
+    /// A metric without labels from `/metrics`; `None` while the worker does not answer.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let metrics = reqwest::get(self.url("/metrics")).await.ok()?.text().await.ok()?;
+        metrics.lines().find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
 }
 
 impl Drop for Worker {

@@ -21,8 +21,7 @@ fn rss_bytes(pid: i32) -> u64 {
 }
 
 async fn queue_bytes(worker: &Worker) -> Option<u64> {
-    let metrics = reqwest::get(worker.url("/metrics")).await.ok()?.text().await.ok()?;
-    metrics.lines().find_map(|l| l.strip_prefix("bertstream_queue_bytes ")).and_then(|v| v.trim().parse().ok())
+    worker.metric("bertstream_queue_bytes").await.map(|v| v as u64)
 }
 
 #[tokio::test(flavor = "multi_thread")]
