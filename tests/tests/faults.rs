@@ -206,13 +206,26 @@ async fn three_workers_one_killed_and_one_joining_lose_nothing() {
 }
 
 /// A partition taken away while its batches wait on Postgres (the revoke
-/// gives up waiting for them) and given back to the same worker: the work
-/// begun before the revoke no longer counts, so the partition's messages are
-/// read again, and its committed offset still reaches the end. With one
-/// runtime thread, HTTP is answered while the rebalance callback waits: the
-/// callback blocks only the source's own thread.
+/// gives up waiting for them) and the input is paused, then given back to
+/// the same worker: the work begun before the revoke no longer counts, so the
+/// partition's messages are read again, and its committed offset still
+/// reaches the end. With one runtime thread, HTTP is answered while the
+/// rebalance callback waits: the callback blocks only the source's own thread.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_partition_taken_away_and_given_back_with_batches_in_flight_commits_to_the_end() {
+    partition_taken_away_and_given_back(false).await;
+}
+
+/// The same, but given back only once the input has resumed (Postgres back,
+/// the partition the worker kept finished): librdkafka keeps a partition's
+/// pause flag across the revoke, so without the worker's pause rule it would
+/// never be read again.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_revoked_while_paused_and_given_back_after_the_input_resumed_is_read() {
+    partition_taken_away_and_given_back(true).await;
+}
+
+async fn partition_taken_away_and_given_back(after_resume: bool) {
     use rdkafka::consumer::{BaseConsumer, Consumer};
     let topics = Topics::create(2).await;
     let db = fresh_database().await;
@@ -234,7 +247,9 @@ async fn a_partition_taken_away_and_given_back_with_batches_in_flight_commits_to
     published(&topics, 2000, "back").await;
     tokio::time::sleep(Duration::from_secs(2)).await;
 
-    // A member that takes a partition and gives it back without committing.
+    // A member that takes a partition and holds it, without committing, until told to leave.
+    let (taken_tx, taken) = std::sync::mpsc::channel();
+    let (leave, told_to_leave) = std::sync::mpsc::channel::<()>();
     let group = topics.group.clone();
     let input = topics.input.clone();
     let visitor = std::thread::spawn(move || {
@@ -248,8 +263,15 @@ async fn a_partition_taken_away_and_given_back_with_batches_in_flight_commits_to
             .expect("consumer");
         visitor.subscribe(&[&input]).expect("subscribe");
         let start = std::time::Instant::now();
-        while visitor.assignment().expect("assignment").count() == 0 {
+        let partition = loop {
+            if let Some(p) = visitor.assignment().expect("assignment").elements().first() {
+                break p.partition();
+            }
             assert!(start.elapsed() < STEADY, "the visitor was never given a partition");
+            let _ = visitor.poll(Duration::from_millis(100));
+        };
+        taken_tx.send(partition).expect("send");
+        while told_to_leave.try_recv().is_err() {
             let _ = visitor.poll(Duration::from_millis(100));
         }
         visitor.unsubscribe();
@@ -266,13 +288,31 @@ async fn a_partition_taken_away_and_given_back_with_batches_in_flight_commits_to
         !worker.log_text().contains("partitions revoked"),
         "HTTP was answered only once the rebalance callback had returned: the callback blocked the runtime"
     );
+    let taken = taken.recv_timeout(STEADY).expect("the visitor's partition");
+    wait_until(STEADY, "the revoke over", || {
+        let log = worker.log_text();
+        async move { log.contains("partitions revoked") }
+    })
+    .await;
+
+    if after_resume {
+        // The input resumes while the visitor holds its partition: the worker
+        // finishes the one it kept, which it could not have read whole paused.
+        set_database_available(&db, true).await;
+        let kept = 1 - taken;
+        let kept_end = end_offsets(&topics.input)[&kept];
+        wait_until(STEADY, "the kept partition done", || async {
+            stored_rows(&db).await.values().filter(|r| r.partition == kept).count() as i64 == kept_end
+        })
+        .await;
+    }
+    leave.send(()).expect("leave");
     visitor.join().expect("visitor");
     wait_until(STEADY, "the partition given back", || {
         let log = worker.log_text();
         async move { log.lines().filter(|l| l.contains("partitions assigned") && !l.ends_with("[]")).count() >= 2 }
     })
     .await;
-
     set_database_available(&db, true).await;
     wait_until(STEADY, "all 2180 rows", || async { stored_count(&db).await == 2180 }).await;
     wait_all_committed(&topics, STEADY).await;
