@@ -313,7 +313,9 @@ async fn partition_taken_away_and_given_back(after_resume: bool) {
         async move { log.lines().filter(|l| l.contains("partitions assigned") && !l.ends_with("[]")).count() >= 2 }
     })
     .await;
-    set_database_available(&db, true).await;
+    if !after_resume {
+        set_database_available(&db, true).await;
+    }
     wait_until(STEADY, "all 2180 rows", || async { stored_count(&db).await == 2180 }).await;
     wait_all_committed(&topics, STEADY).await;
     stop_and_audit([&mut worker], &topics, &db).await;
